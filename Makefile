@@ -1,0 +1,42 @@
+# transfernas — `make run` sets up and runs the default pipeline, `make test` sets up and tests.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+BIN    := $(VENV)/bin
+export KEDRO_DISABLE_TELEMETRY := true
+export RAY_USAGE_STATS_ENABLED := 0
+
+.PHONY: install run test lint viz mlflow-ui benchmarks clean
+
+# torch first, pinned, from the machine's local wheels (a plain `torch` requirement would pull
+# a multi-GB CUDA build); then the project and its pinned dependencies (requirements.lock).
+$(VENV)/.installed: pyproject.toml requirements.lock
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install --quiet -e ".[dev]" -c requirements.lock
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(BIN)/kedro run
+
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
+
+viz: install
+	$(BIN)/kedro viz run --host 127.0.0.1 --port 4141 --no-browser
+
+mlflow-ui: install
+	$(BIN)/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db} --host 127.0.0.1 --port 5000
+
+benchmarks: install
+	$(PY) benchmarks/nb201_baselines.py
+
+clean:
+	find data/07_model_output data/08_reporting -mindepth 1 ! -name .gitkeep -delete
+	rm -rf mlflow.db mlruns

@@ -1,0 +1,76 @@
+"""Append-only, crash-safe logs of search results.
+
+One JSON object per line, each append flushed and fsync'ed before it returns, so after
+``kill -9`` every record that was acknowledged is on disk. A torn final line (the process died
+mid-write) is dropped on read and cut off before the next append: it was never acknowledged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+class AppendLog:
+    """Durable JSON-lines log; ``path=None`` keeps records in memory only."""
+
+    def __init__(self, path: str | Path | None = None, *, fsync: bool = True):
+        self.path = Path(path) if path is not None else None
+        self.fsync = fsync
+        self._records: list[dict[str, Any]] = []
+        if self.path is not None and self.path.exists():
+            self._records = self._read_and_repair(self.path)
+
+    @staticmethod
+    def _read_and_repair(path: Path) -> list[dict[str, Any]]:
+        data = path.read_bytes()
+        good_end = data.rfind(b"\n") + 1  # everything after the last newline is torn
+        records = [json.loads(line) for line in data[:good_end].splitlines() if line.strip()]
+        if good_end < len(data):
+            with open(path, "r+b") as f:
+                f.truncate(good_end)
+                os.fsync(f.fileno())
+        return records
+
+    def append(self, records: Iterable[dict[str, Any]]) -> None:
+        records = list(records)
+        if self.path is not None and records:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            payload = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(payload)
+                f.flush()
+                if self.fsync:
+                    os.fsync(f.fileno())
+        self._records.extend(records)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self._records)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self._records[i]
+
+
+class History(AppendLog):
+    """Search history: one record per evaluation (step, actions, key, reward, metrics, ...)."""
+
+    def rewards(self) -> list[float]:
+        return [r["reward"] for r in self]
+
+    def best(self) -> dict[str, Any]:
+        """First record with the highest reward."""
+        if not len(self):
+            raise ValueError("empty history has no best record")
+        return max(self, key=lambda r: r["reward"])
+
+    def to_frame(self) -> pd.DataFrame:
+        rows = [{k: v for k, v in r.items() if k != "metrics"} | r.get("metrics", {}) for r in self]
+        return pd.DataFrame(rows)

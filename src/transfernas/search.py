@@ -1,0 +1,122 @@
+"""The search loop: ask → evaluate → record → tell, with a budget, a seed and crash-safe resume.
+
+Every finished evaluation is appended (fsync'ed) to the history *before* the searcher is told,
+and the searcher's state is checkpointed atomically after each tell. On restart the searcher
+resumes from its checkpoint (or from scratch) and re-asks; candidates whose step is already in
+the history take the recorded result instead of being evaluated again. A replayed candidate
+that differs from the recorded one means the searcher is not deterministic or its config
+changed, and stops the run rather than mixing two searches.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.progress import Progress
+
+from transfernas.history import History
+from transfernas.searchers.base import Searcher
+from transfernas.spaces.base import SearchSpace
+from transfernas.tasks.base import Task
+
+
+class ResumeMismatchError(RuntimeError):
+    """The history on disk was written by a different search than the one resuming it."""
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write atomically: a crash leaves either the old or the new checkpoint, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any] | None:
+    return torch.load(path, weights_only=True) if path.exists() else None
+
+
+def run_search(
+    space: SearchSpace,
+    task: Task,
+    searcher: Searcher,
+    budget: int,
+    *,
+    history: History | None = None,
+    checkpoint: str | Path | None = None,
+    batch_size: int = 1,
+    trial: int = 0,
+    progress: bool = False,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+) -> History:
+    """Run (or resume) one search of ``budget`` evaluations; returns its history."""
+    if budget < 0 or batch_size < 1:
+        raise ValueError(f"budget must be >= 0 and batch_size >= 1, got {budget}, {batch_size}")
+    history = history if history is not None else History()
+    recorded = {rec["step"]: rec for rec in history}
+    identity = {"searcher": searcher.name, "seed": searcher.seed, "task": task.name}
+    ckpt_path = Path(checkpoint) if checkpoint is not None else None
+    state = load_checkpoint(ckpt_path) if ckpt_path is not None else None
+    done = 0
+    if state is not None:
+        if state["identity"] != identity:
+            raise ResumeMismatchError(
+                f"checkpoint {ckpt_path} is for {state['identity']}, not {identity}"
+            )
+        searcher.load_state_dict(state["searcher"])
+        done = state["n_told"]
+
+    with Progress(disable=not progress, transient=True) as bar:
+        bar_id = bar.add_task(f"{searcher.name} on {task.name}", total=budget, completed=done)
+        while done < budget:
+            candidates = searcher.ask(min(batch_size, budget - done))
+            records = []
+            for step, actions in enumerate(candidates, start=done):
+                rec = recorded.get(step)
+                if rec is None:
+                    rec = _evaluate(space, task, actions, step, trial, searcher.seed)
+                    history.append([rec])
+                    if on_record is not None:
+                        on_record(rec)
+                elif tuple(rec["actions"]) != tuple(actions):
+                    raise ResumeMismatchError(
+                        f"step {step}: history has {rec['actions']}, "
+                        f"searcher replays {list(actions)}"
+                    )
+                records.append(rec)
+            searcher.tell(candidates, [rec["reward"] for rec in records])
+            done += len(candidates)
+            if ckpt_path is not None:
+                save_checkpoint(
+                    ckpt_path,
+                    {"identity": identity, "n_told": done, "searcher": searcher.state_dict()},
+                )
+            bar.update(bar_id, completed=done)
+    return history
+
+
+def _evaluate(
+    space: SearchSpace, task: Task, actions: tuple[int, ...], step: int, trial: int, seed: int
+) -> dict[str, Any]:
+    start = time.perf_counter()
+    ev = task.evaluate(actions)
+    return {
+        "trial": trial,
+        "step": step,
+        "seed": seed,
+        "actions": [int(a) for a in actions],
+        "arch": str(space.decode(actions)),
+        "reward": float(ev.reward),
+        "metrics": dict(ev.metrics),
+        "cost_s": float(ev.cost_s),
+        "wall_s": time.perf_counter() - start,
+        "time": time.time(),
+    }

@@ -1,0 +1,30 @@
+"""Searchers behind one ask/tell interface, and the registry that names them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from transfernas.searchers.base import Searcher, SearcherConfig
+from transfernas.searchers.evolution import RegularizedEvolution
+from transfernas.searchers.random import RandomSearch
+from transfernas.searchers.reinforce import Reinforce
+from transfernas.spaces.base import ActionSpace
+
+SEARCHERS: dict[str, type[Searcher]] = {
+    cls.name: cls for cls in (RandomSearch, RegularizedEvolution, Reinforce)
+}
+
+
+def make_searcher(
+    name: str, space: ActionSpace, config: Mapping[str, Any] | SearcherConfig | None, seed: int
+) -> Searcher:
+    if name not in SEARCHERS:
+        raise ValueError(f"unknown searcher {name!r}; allowed: {', '.join(SEARCHERS)}")
+    cls = SEARCHERS[name]
+    if config is None or isinstance(config, SearcherConfig):
+        return cls(space, config, seed)
+    return cls(space, cls.Config(**config), seed)
+
+
+__all__ = ["SEARCHERS", "Searcher", "SearcherConfig", "make_searcher"]

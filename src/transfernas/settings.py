@@ -1,0 +1,18 @@
+"""Kedro project settings (glue only)."""
+
+import os
+
+from kedro.config import OmegaConfigLoader
+
+
+def _env_or(name: str, default: str) -> str:
+    """``${env_or:VAR,default}`` in conf/: an environment variable with a fallback."""
+    return os.environ.get(name, default)
+
+
+CONFIG_LOADER_CLASS = OmegaConfigLoader
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+    "custom_resolvers": {"env_or": _env_or},
+}

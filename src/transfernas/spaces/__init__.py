@@ -1,0 +1,24 @@
+"""Search spaces: decisions, masks, encode/decode."""
+
+from transfernas.spaces.base import (
+    Actions,
+    ActionSpace,
+    SearchSpace,
+    is_valid,
+    mutate_actions,
+    sample_actions,
+)
+from transfernas.spaces.nb201 import NB201Space
+
+SPACES: dict[str, type[SearchSpace]] = {"nb201": NB201Space}
+
+__all__ = [
+    "SPACES",
+    "ActionSpace",
+    "Actions",
+    "NB201Space",
+    "SearchSpace",
+    "is_valid",
+    "mutate_actions",
+    "sample_actions",
+]

@@ -1,0 +1,93 @@
+"""The abstract action space every searcher sees, and the search-space contract.
+
+Searchers never learn what a decision *means*: they see how many categorical choices each
+decision has and which of them are valid given the decisions already taken (CATCH §3.2 is
+search-space agnostic, and so is our code).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Hashable, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+Actions = tuple[int, ...]
+
+
+class ActionSpace(Protocol):
+    """What a searcher may know about a space: decision sizes and a validity mask."""
+
+    @property
+    def choices(self) -> tuple[int, ...]: ...
+
+    def mask(self, prefix: Sequence[int]) -> np.ndarray: ...
+
+
+class SearchSpace(ABC):
+    """A space of architectures reachable by a fixed-length sequence of categorical decisions."""
+
+    name: str = ""
+
+    @property
+    @abstractmethod
+    def choices(self) -> tuple[int, ...]:
+        """Number of categorical options of each decision, in decision order."""
+
+    def mask(self, prefix: Sequence[int]) -> np.ndarray:
+        """Boolean mask of valid options for decision ``len(prefix)``; all valid by default."""
+        return np.ones(self.choices[len(prefix)], dtype=bool)
+
+    @abstractmethod
+    def decode(self, actions: Sequence[int]) -> Any:
+        """Architecture described by a complete action sequence."""
+
+    @abstractmethod
+    def encode(self, arch: Any) -> Actions:
+        """Action sequence of an architecture (inverse of :meth:`decode`)."""
+
+    def key(self, actions: Sequence[int]) -> Hashable:
+        """Hashable identity of the architecture (identical actions → identical key)."""
+        return tuple(int(a) for a in actions)
+
+    def sample(self, rng: np.random.Generator) -> Actions:
+        return sample_actions(self, rng)
+
+
+def sample_actions(space: ActionSpace, rng: np.random.Generator) -> Actions:
+    """Uniform choice among the valid options, one decision after the other."""
+    actions: list[int] = []
+    for _ in space.choices:
+        valid = np.flatnonzero(space.mask(actions))
+        actions.append(int(rng.choice(valid)))
+    return tuple(actions)
+
+
+def is_valid(space: ActionSpace, actions: Sequence[int]) -> bool:
+    if len(actions) != len(space.choices):
+        return False
+    for i, a in enumerate(actions):
+        mask = space.mask(actions[:i])
+        if not 0 <= a < len(mask) or not mask[a]:
+            return False
+    return True
+
+
+def mutate_actions(space: ActionSpace, actions: Sequence[int], rng: np.random.Generator) -> Actions:
+    """Change one decision to another valid option (NB201's REA mutation, space-agnostic).
+
+    Later decisions that the change made invalid are resampled uniformly among valid options,
+    so the child is valid for spaces whose masks depend on the prefix.
+    """
+    mutable = [i for i in range(len(actions)) if space.mask(actions[:i]).sum() > 1]
+    if not mutable:
+        return tuple(actions)
+    pos = int(rng.choice(mutable))
+    child = list(actions[:pos])
+    valid = np.flatnonzero(space.mask(child))
+    child.append(int(rng.choice(valid[valid != actions[pos]])))
+    for a in actions[pos + 1 :]:
+        mask = space.mask(child)
+        child.append(int(a) if a < len(mask) and mask[a] else int(rng.choice(np.flatnonzero(mask))))
+    return tuple(child)

@@ -1,0 +1,118 @@
+"""NAS-Bench-201 as a tabular task: the reward is a lookup of the 12-epoch validation accuracy.
+
+The table (``data/01_raw/nb201/nb201_12epoch.parquet``) holds, for each of the 15,625 cells,
+the 12-epoch accuracies NB201 reports under ``hp='12'`` — CATCH's reward signal. Test
+accuracies ride along as report-only metrics. The 200-epoch table is *not* read here: it is
+for reporting only and never reaches a searcher.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+import numpy as np
+import pandas as pd
+
+from transfernas.spaces.nb201 import N_ARCHS, NB201Space
+from transfernas.tasks.base import Evaluation
+
+NB201Dataset = Literal["cifar10-valid", "cifar100", "ImageNet16-120"]
+DATASETS: tuple[str, ...] = get_args(NB201Dataset)
+# dataset -> (12-epoch validation column, 12-epoch test column) of the converted table
+COLUMNS_12: dict[str, tuple[str, str]] = {
+    "cifar10-valid": ("cifar10-val", "cifar10-test"),
+    "cifar100": ("cifar100-val", "cifar100-test"),
+    "ImageNet16-120": ("imagenet-val", "imagenet-test"),
+}
+# dataset -> 200-epoch test column (NB201 reports cifar10 test for cifar10-valid searches)
+COLUMNS_200: dict[str, str] = {
+    "cifar10-valid": "cifar10",
+    "cifar100": "cifar100",
+    "ImageNet16-120": "ImageNet16-120",
+}
+
+
+def table_checksum(df: pd.DataFrame) -> str:
+    """sha256 of a table's content (column names, strings, little-endian numbers).
+
+    Independent of the file format, so the parquet file can be rewritten by another pyarrow
+    without changing the checksum recorded in the manifest.
+    """
+    h = hashlib.sha256()
+    for col in sorted(df.columns):
+        h.update(col.encode())
+        values = df[col].to_numpy()
+        if values.dtype.kind in "iuf":
+            h.update(
+                np.ascontiguousarray(values, dtype="<f8" if values.dtype.kind == "f" else "<i8")
+            )
+        else:
+            h.update("\n".join(map(str, values)).encode())
+    return h.hexdigest()
+
+
+def _check_frame(df: pd.DataFrame, needed: Sequence[str], what: str) -> None:
+    missing = [c for c in ("arch_index", "arch_str", *needed) if c not in df.columns]
+    if missing:
+        raise ValueError(f"{what}: missing columns {missing}; has {list(df.columns)}")
+    if len(df) != N_ARCHS or not np.array_equal(df["arch_index"].to_numpy(), np.arange(N_ARCHS)):
+        raise ValueError(f"{what}: expected {N_ARCHS} rows with arch_index 0..{N_ARCHS - 1}")
+
+
+@dataclass(frozen=True)
+class NB201Table:
+    """The 12-epoch table as arrays, addressable by the space's dense code."""
+
+    arch_str: np.ndarray  # (15625,) by NB201 index
+    index_of_code: np.ndarray  # (15625,) NB201 index of each base-5 code
+    columns: dict[str, np.ndarray]  # accuracy column -> (15625,) by NB201 index
+
+    @classmethod
+    def from_frame(cls, df: pd.DataFrame) -> NB201Table:
+        acc_cols = [c for pair in COLUMNS_12.values() for c in pair]
+        _check_frame(df, acc_cols, "NB201 12-epoch table")
+        space = NB201Space()
+        codes = space.codes(np.array([space.encode(s) for s in df["arch_str"]]))
+        index_of_code = np.full(N_ARCHS, -1, dtype=np.int64)
+        index_of_code[codes] = np.arange(N_ARCHS)
+        if (index_of_code < 0).any():
+            raise ValueError("NB201 12-epoch table: arch strings do not cover all 15,625 cells")
+        columns = {c: df[c].to_numpy(dtype=np.float64) for c in acc_cols}
+        return cls(df["arch_str"].to_numpy(dtype=object), index_of_code, columns)
+
+
+class TabularTask:
+    """Reward = 12-epoch validation accuracy (percent) of the cell on ``dataset``."""
+
+    def __init__(self, table: NB201Table, dataset: str):
+        if dataset not in COLUMNS_12:
+            raise ValueError(f"unknown NB201 dataset {dataset!r}; allowed: {', '.join(DATASETS)}")
+        self.name = f"nb201/{dataset}"
+        self.dataset = dataset
+        self.space = NB201Space()
+        self.table = table
+        val_col, test_col = COLUMNS_12[dataset]
+        self.val = table.columns[val_col]
+        self.test = table.columns[test_col]
+        # rank 0 = best validation accuracy; ties broken by NB201 index (stable sort)
+        order = np.argsort(-self.val, kind="stable")
+        self.rank = np.empty(N_ARCHS, dtype=np.int64)
+        self.rank[order] = np.arange(N_ARCHS)
+        self.optimum_index = int(order[0])
+
+    @property
+    def optimum_reward(self) -> float:
+        return float(self.val[self.optimum_index])
+
+    def index(self, actions: Sequence[int]) -> int:
+        return int(self.table.index_of_code[self.space.key(actions)])
+
+    def evaluate(self, actions: Sequence[int]) -> Evaluation:
+        start = time.perf_counter()
+        i = self.index(actions)
+        metrics = {"arch_index": i, "val_acc": float(self.val[i]), "test_acc": float(self.test[i])}
+        return Evaluation(float(self.val[i]), metrics, time.perf_counter() - start)

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from transfernas.spaces.base import SearchSpace
+from transfernas.tasks.tabular import NB201Table
+
+ROOT = Path(__file__).resolve().parents[1]
+NB201_DIR = ROOT / "data" / "01_raw" / "nb201"
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
+
+
+@pytest.fixture(scope="session")
+def nb201_12() -> pd.DataFrame:
+    return pd.read_parquet(NB201_DIR / "nb201_12epoch.parquet")
+
+
+@pytest.fixture(scope="session")
+def nb201_200() -> pd.DataFrame:
+    return pd.read_parquet(NB201_DIR / "nb201_200epoch.parquet")
+
+
+@pytest.fixture(scope="session")
+def table(nb201_12: pd.DataFrame) -> NB201Table:
+    return NB201Table.from_frame(nb201_12)
+
+
+class ToyMaskedSpace(SearchSpace):
+    """Prefix-dependent masks, to check searchers never emit invalid actions.
+
+    d0 ∈ {0,1,2}; d1 ∈ {0..3} with d1 <= d0 + 1; d2 ∈ {0..3} with d2 != d1.
+    """
+
+    name = "toy"
+
+    @property
+    def choices(self) -> tuple[int, ...]:
+        return (3, 4, 4)
+
+    def mask(self, prefix):
+        if len(prefix) == 1:
+            return np.arange(4) <= prefix[0] + 1
+        if len(prefix) == 2:
+            return np.arange(4) != prefix[1]
+        return np.ones(3, dtype=bool)
+
+    def decode(self, actions):
+        return "-".join(map(str, actions))
+
+    def encode(self, arch):
+        return tuple(int(a) for a in arch.split("-"))
+
+
+class ToyTask:
+    """Reward = a fixed random score per architecture (deterministic)."""
+
+    name = "toy/score"
+
+    def __init__(self, space: SearchSpace):
+        self.space = space
+        self.scores = np.random.default_rng(123).random(64)
+
+    def evaluate(self, actions):
+        from transfernas.tasks.base import Evaluation
+
+        code = actions[0] * 16 + actions[1] * 4 + actions[2]
+        return Evaluation(float(self.scores[code]), {"code": code})
+
+
+@pytest.fixture
+def toy_space() -> ToyMaskedSpace:
+    return ToyMaskedSpace()
