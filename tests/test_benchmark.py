@@ -1,0 +1,90 @@
+"""Benchmark maths on hand-made trials, and the trial runner's determinism and resume."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from transfernas.benchmark import NB201BenchmarkConfig, best_so_far, run_trials, summarize
+from transfernas.tasks.tabular import TabularTask
+
+
+def _evals(task, trials):
+    rows = []
+    for t, idxs in enumerate(trials):
+        for s, i in enumerate(idxs):
+            rows.append(
+                {
+                    "dataset": task.dataset,
+                    "method": "m",
+                    "trial": t,
+                    "seed": t,
+                    "step": s,
+                    "arch_index": i,
+                    "reward": task.val[i],
+                    "test_acc": task.test[i],
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_summary_on_known_trials(table, nb201_200):
+    task = TabularTask(table, "cifar10-valid")
+    order = np.argsort(-task.val, kind="stable")
+    opt, third, poor, worst = order[0], order[2], order[100], order[-1]
+    ev = _evals(task, [[worst, opt], [third, worst], [poor, worst]])
+    res = summarize(ev, table, nb201_200, n_resamples=200).iloc[0]
+    assert res.n_trials == 3 and res.budget == 2 and res.optimum_hits == 1
+    assert res.optimum_hit_rate == pytest.approx(1 / 3)
+    assert res.top5_hit_rate == pytest.approx(2 / 3)
+    regrets = task.optimum_reward - task.val[[opt, third, poor]]
+    assert res.regret_mean == pytest.approx(regrets.mean())
+    assert res.regret_median == pytest.approx(np.median(regrets))
+    assert res.regret_mean_ci_low <= res.regret_mean <= res.regret_mean_ci_high
+    assert res.test200_mean == pytest.approx(
+        nb201_200["cifar10"].to_numpy()[[opt, third, poor]].mean()
+    )
+
+
+def test_best_so_far_is_running_max(table):
+    task = TabularTask(table, "cifar100")
+    ev = _evals(task, [[5, 9000, 7], [100, 3, 10000]])
+    curve = best_so_far(ev)
+    per_trial = np.maximum.accumulate(task.val[[[5, 9000, 7], [100, 3, 10000]]], axis=1)
+    assert np.allclose(curve["mean"], per_trial.mean(axis=0))
+    assert (np.diff(curve["median"]) >= 0).all()
+
+
+def _config(**kw):
+    base = {"methods": ["random", "rea"], "datasets": ["cifar100"], "n_trials": 4, "budget": 12}
+    return NB201BenchmarkConfig(**(base | kw))
+
+
+def test_trials_are_deterministic_and_seeded(table):
+    a = run_trials(table, _config(), progress=False)
+    b = run_trials(table, _config(), progress=False)
+    pd.testing.assert_frame_equal(a, b)
+    assert len(a) == 2 * 4 * 12
+    assert a.groupby(["method", "trial"])["seed"].first().tolist() == [0, 1, 2, 3] * 2
+    c = run_trials(table, _config(seed=100), progress=False)
+    assert not a["arch_index"].equals(c["arch_index"])
+
+
+def test_trial_log_resumes_and_extends(table, tmp_path, monkeypatch):
+    small = run_trials(table, _config(trial_log_dir=str(tmp_path)), progress=False)
+    import transfernas.benchmark as bm
+
+    calls = []
+    real = bm.run_trial
+    monkeypatch.setattr(bm, "run_trial", lambda *a: calls.append(a[2:]) or real(*a))
+    big = run_trials(table, _config(n_trials=6, trial_log_dir=str(tmp_path)), progress=False)
+    assert sorted(calls) == sorted(
+        (d, m, t) for d in ["cifar100"] for m in ["random", "rea"] for t in (4, 5)
+    )
+    assert big[big.trial < 4].reset_index(drop=True).equals(small)
+    pd.testing.assert_frame_equal(big, run_trials(table, _config(n_trials=6), progress=False))
+
+
+def test_parallel_workers_give_the_same_frame(table):
+    serial = run_trials(table, _config(methods=["reinforce", "rea"]), progress=False)
+    parallel = run_trials(table, _config(methods=["reinforce", "rea"], n_workers=2), progress=False)
+    pd.testing.assert_frame_equal(serial, parallel)

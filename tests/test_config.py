@@ -1,0 +1,63 @@
+"""Bad parameters fail with one message naming the key and what is allowed."""
+
+import pytest
+
+from transfernas.benchmark import NB201BenchmarkConfig
+from transfernas.config import ParameterError, validate_params
+
+
+def _check(params):
+    return validate_params(NB201BenchmarkConfig, params, "nb201_benchmark")
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        (
+            {"methods": ["rea", "bohb"]},
+            "nb201_benchmark.methods[1]: unknown searcher 'bohb'; allowed: random, rea, reinforce",
+        ),
+        ({"budget": -5}, "nb201_benchmark.budget: Input should be greater than or equal to 1"),
+        ({"n_trials": 0}, "nb201_benchmark.n_trials: Input should be greater than or equal to 1"),
+        (
+            {"datasets": ["cifar10"]},
+            "nb201_benchmark.datasets[0]: Input should be 'cifar10-valid', 'cifar100' or 'ImageNet16-120'",
+        ),
+        (
+            {"searchers": {"rea": {"population_size": 0}}},
+            "nb201_benchmark.searchers.rea.population_size",
+        ),
+        (
+            {"searchers": {"rea": {"pop": 3}}},
+            "nb201_benchmark.searchers.rea.pop: unknown key; allowed keys: population_size, sample_size",
+        ),
+        (
+            {"searchers": {"bohb": {}}},
+            "nb201_benchmark.searchers.bohb: unknown key; allowed keys: random, rea, reinforce",
+        ),
+        ({"n_trails": 3}, "nb201_benchmark.n_trails: unknown key; allowed keys: methods, datasets"),
+    ],
+)
+def test_bad_values_name_key_and_allowed(params, expected):
+    with pytest.raises(ParameterError) as exc:
+        _check(params)
+    assert expected in str(exc.value)
+
+
+def test_defaults_are_nb201_baseline_settings():
+    cfg = _check({})
+    assert cfg.searchers.rea.population_size == 10 and cfg.searchers.rea.sample_size == 3
+    assert cfg.searchers.reinforce.learning_rate == 0.01
+    assert cfg.methods == ["random", "rea", "reinforce"]
+
+
+def test_fingerprint_ignores_what_does_not_change_a_trial():
+    base = _check({"n_trials": 5})
+    assert (
+        base.trial_fingerprint() == _check({"n_trials": 50, "methods": ["rea"]}).trial_fingerprint()
+    )
+    assert base.trial_fingerprint() != _check({"budget": 60}).trial_fingerprint()
+    assert (
+        base.trial_fingerprint()
+        != _check({"searchers": {"rea": {"sample_size": 5}}}).trial_fingerprint()
+    )

@@ -1,0 +1,166 @@
+"""`kedro run --pipeline nb201_benchmark` end to end in a scratch copy of the project.
+
+Checks the files it writes, the MLflow run (params, metrics, artifacts), the error a bad
+parameter gives, and that kedro-viz serves the pipeline.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from .conftest import ROOT
+
+pytestmark = pytest.mark.slow
+KEDRO = str(Path(sys.executable).with_name("kedro"))
+TINY = "nb201_benchmark.n_trials=3,nb201_benchmark.budget=10"
+
+
+def _kedro(project: Path, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [KEDRO, *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={
+            "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
+            "KEDRO_DISABLE_TELEMETRY": "true",
+            "HOME": str(project),
+            "COLUMNS": "200",
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    dst = tmp_path_factory.mktemp("project")
+    for item in ("pyproject.toml", ".telemetry", "conf/base", "data/01_raw/nb201"):
+        src = ROOT / item
+        (dst / item).parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, dst / item)
+    (dst / "conf/local").mkdir()
+    shutil.copytree(
+        ROOT / "src", dst / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+    )
+    return dst
+
+
+@pytest.fixture(scope="module")
+def tiny_run(project) -> subprocess.CompletedProcess:
+    result = _kedro(project, "run", "--pipeline", "nb201_benchmark", "--params", TINY)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def test_outputs_written(project, tiny_run):
+    hist = pd.read_parquet(project / "data/07_model_output/nb201_histories.parquet")
+    assert len(hist) == 3 * 3 * 3 * 10  # methods × datasets × trials × budget
+    results = pd.read_csv(project / "data/08_reporting/nb201_results.csv")
+    assert len(results) == 9 and set(results["method"]) == {"random", "rea", "reinforce"}
+    assert (results["n_trials"] == 3).all() and (results["budget"] == 10).all()
+    md = (project / "data/08_reporting/nb201_results.md").read_text()
+    assert "12-epoch validation accuracy" in md and "200-epoch test accuracy" in md
+    for png in ("nb201_sorted_trials.png", "nb201_best_so_far.png"):
+        assert (project / "data/08_reporting" / png).stat().st_size > 10_000
+
+
+def test_mlflow_run_has_params_metrics_artifacts(project, tiny_run):
+    client = MlflowClient(tracking_uri=f"sqlite:///{project}/mlflow.db")
+    exp = client.get_experiment_by_name("transfernas")
+    (run,) = client.search_runs([exp.experiment_id])
+    assert run.data.params["nb201_benchmark.n_trials"] == "3"
+    assert run.data.params["nb201_benchmark.searchers.rea.population_size"] == "10"
+    assert "nb201.cifar100.rea.optimum_hit_rate" in run.data.metrics
+    curve = client.get_metric_history(
+        run.info.run_id, "nb201.ImageNet16-120.reinforce.best_so_far_mean"
+    )
+    assert [m.step for m in curve] == list(range(10))
+    assert all(b.value >= a.value for a, b in itertools.pairwise(curve))
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "nb201_benchmark")}
+    for name in (
+        "nb201_histories.parquet",
+        "nb201_results.csv",
+        "nb201_results.md",
+        "nb201_sorted_trials.png",
+    ):
+        assert f"nb201_benchmark/{name}" in artifacts
+
+
+def test_rerun_reuses_finished_trials(project, tiny_run):
+    before = pd.read_parquet(project / "data/07_model_output/nb201_histories.parquet")
+    result = _kedro(project, "run", "--pipeline", "nb201_benchmark", "--params", TINY)
+    assert result.returncode == 0
+    after = pd.read_parquet(project / "data/07_model_output/nb201_histories.parquet")
+    pd.testing.assert_frame_equal(before, after)
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        (
+            "nb201_benchmark.budget=-5",
+            "nb201_benchmark.budget: Input should be greater than or equal to 1",
+        ),
+        (
+            "nb201_benchmark.datasets=[cifar10]",
+            "nb201_benchmark.datasets[0]: Input should be 'cifar10-valid', 'cifar100' or 'ImageNet16-120'",
+        ),
+        (
+            "nb201_benchmark.methods=[bohb]",
+            "nb201_benchmark.methods[0]: unknown searcher 'bohb'; allowed: random, rea, reinforce",
+        ),
+    ],
+)
+def test_bad_parameter_is_named(project, override, expected):
+    result = _kedro(project, "run", "--pipeline", "nb201_benchmark", "--params", override)
+    assert result.returncode != 0
+    assert expected in " ".join((result.stdout + result.stderr).split())
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_kedro_viz_lists_the_pipeline(project):
+    port = _free_port()
+    proc = subprocess.Popen(
+        [KEDRO, "viz", "run", "--host", "127.0.0.1", "--port", str(port), "--no-browser"],
+        cwd=project,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={
+            "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
+            "KEDRO_DISABLE_TELEMETRY": "true",
+            "HOME": str(project),
+        },
+    )
+    try:
+        deadline, data = time.monotonic() + 90, None
+        while time.monotonic() < deadline and data is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/main", timeout=5) as resp:
+                    data = json.load(resp)
+            except OSError:
+                assert proc.poll() is None, "kedro viz exited"
+                time.sleep(0.5)
+        assert data is not None, "kedro viz did not answer"
+        assert "nb201_benchmark" in {p["id"] for p in data["pipelines"]}
+        names = {n["name"] for n in data["nodes"]}
+        assert {"run_nb201_trials", "nb201_12epoch", "nb201_results"} <= names
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
