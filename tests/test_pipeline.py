@@ -130,9 +130,15 @@ def test_bad_parameter_is_named(project, override, expected):
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port below 49152: kedro-viz refuses ports in the ephemeral range."""
+    for port in range(41000, 49000, 7):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port for kedro viz")
 
 
 def test_kedro_viz_lists_the_pipeline(project):
@@ -140,8 +146,8 @@ def test_kedro_viz_lists_the_pipeline(project):
     proc = subprocess.Popen(
         [KEDRO, "viz", "run", "--host", "127.0.0.1", "--port", str(port), "--no-browser"],
         cwd=project,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=open(project / "viz.log", "w"),  # noqa: SIM115 - closed with the process
+        stderr=subprocess.STDOUT,
         env={
             "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
             "KEDRO_DISABLE_TELEMETRY": "true",
@@ -155,9 +161,9 @@ def test_kedro_viz_lists_the_pipeline(project):
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/main", timeout=5) as resp:
                     data = json.load(resp)
             except OSError:
-                assert proc.poll() is None, "kedro viz exited"
+                assert proc.poll() is None, (project / "viz.log").read_text()[-2000:]
                 time.sleep(0.5)
-        assert data is not None, "kedro viz did not answer"
+        assert data is not None, "kedro viz did not answer: " + (project / "viz.log").read_text()[-2000:]
         assert "nb201_benchmark" in {p["id"] for p in data["pipelines"]}
         names = {n["name"] for n in data["nodes"]}
         assert {"run_nb201_trials", "nb201_12epoch", "nb201_results"} <= names
