@@ -75,7 +75,7 @@ def test_trial_log_resumes_and_extends(table, tmp_path, monkeypatch):
 
     calls = []
     real = bm.run_trial
-    monkeypatch.setattr(bm, "run_trial", lambda *a: calls.append(a[2:]) or real(*a))
+    monkeypatch.setattr(bm, "run_trial", lambda *a: calls.append(a[2:5]) or real(*a))
     big = run_trials(table, _config(n_trials=6, trial_log_dir=str(tmp_path)), progress=False)
     assert sorted(calls) == sorted(
         (d, m, t) for d in ["cifar100"] for m in ["random", "rea"] for t in (4, 5)

@@ -15,7 +15,7 @@ def _check(params):
     [
         (
             {"methods": ["rea", "bohb"]},
-            "nb201_benchmark.methods[1]: unknown searcher 'bohb'; allowed: random, rea, reinforce",
+            "nb201_benchmark.methods[1]: unknown searcher 'bohb'; allowed: random, rea, reinforce, catch-meta, catch-sfs, catch-zero, catch-random",
         ),
         ({"budget": -5}, "nb201_benchmark.budget: Input should be greater than or equal to 1"),
         ({"n_trials": 0}, "nb201_benchmark.n_trials: Input should be greater than or equal to 1"),
@@ -33,7 +33,7 @@ def _check(params):
         ),
         (
             {"searchers": {"bohb": {}}},
-            "nb201_benchmark.searchers.bohb: unknown key; allowed keys: random, rea, reinforce",
+            "nb201_benchmark.searchers.bohb: unknown key; allowed keys: random, rea, reinforce, catch",
         ),
         ({"n_trails": 3}, "nb201_benchmark.n_trails: unknown key; allowed keys: methods, datasets"),
     ],
@@ -54,10 +54,18 @@ def test_defaults_are_nb201_baseline_settings():
 def test_fingerprint_ignores_what_does_not_change_a_trial():
     base = _check({"n_trials": 5})
     assert (
-        base.trial_fingerprint() == _check({"n_trials": 50, "methods": ["rea"]}).trial_fingerprint()
+        base.fingerprint("rea") == _check({"n_trials": 50, "methods": ["rea"]}).fingerprint("rea")
     )
-    assert base.trial_fingerprint() != _check({"budget": 60}).trial_fingerprint()
+    assert base.fingerprint("rea") != _check({"budget": 60}).fingerprint("rea")
     assert (
-        base.trial_fingerprint()
-        != _check({"searchers": {"rea": {"sample_size": 5}}}).trial_fingerprint()
+        base.fingerprint("rea")
+        != _check({"searchers": {"rea": {"sample_size": 5}}}).fingerprint("rea")
     )
+
+
+def test_fingerprint_is_per_method():
+    base = _check({})
+    other_rea = _check({"searchers": {"rea": {"sample_size": 5}}, "meta": {"n_epochs": 3}})
+    assert base.fingerprint("random") == other_rea.fingerprint("random")
+    assert base.fingerprint("catch-sfs") == _check({"meta": {"n_epochs": 3}}).fingerprint("catch-sfs")
+    assert base.fingerprint("catch-meta") != _check({"meta": {"n_epochs": 3}}).fingerprint("catch-meta")

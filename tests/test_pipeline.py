@@ -119,7 +119,7 @@ def test_rerun_reuses_finished_trials(project, tiny_run):
         ),
         (
             "nb201_benchmark.methods=[bohb]",
-            "nb201_benchmark.methods[0]: unknown searcher 'bohb'; allowed: random, rea, reinforce",
+            "nb201_benchmark.methods[0]: unknown searcher 'bohb'; allowed: random, rea, reinforce, catch-meta, catch-sfs, catch-zero, catch-random",
         ),
     ],
 )

@@ -15,8 +15,10 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing as mp
-from collections.abc import Iterable
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,12 +30,35 @@ from scipy import stats
 
 from transfernas.config import SearcherSettings, check_searcher_name
 from transfernas.history import AppendLog
-from transfernas.search import run_search
-from transfernas.searchers import make_searcher
-from transfernas.tasks.tabular import COLUMNS_200, DATASETS, NB201Dataset, NB201Table, TabularTask
+from transfernas.meta import meta_train
+from transfernas.search import load_checkpoint, run_search, save_checkpoint
+from transfernas.searchers import SEARCHERS, SearcherConfig, make_searcher
+from transfernas.tasks.tabular import (
+    COLUMNS_200,
+    DATASETS,
+    NB201Dataset,
+    NB201Table,
+    TabularTask,
+    meta_tasks,
+)
 
 SearcherName = Annotated[str, AfterValidator(check_searcher_name)]
 TOP_K = 5
+
+
+class MetaTrainingConfig(BaseModel):
+    """How meta-learning searchers are meta-trained before each target dataset's trials.
+
+    Leave-one-dataset-out: for target D the task pool is the other datasets' tables (D's
+    columns are dropped before the pool is built), plus ``mixtures`` seeded mixtures of them.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    n_epochs: int = Field(40, ge=1, description="meta-epochs (one task each)")
+    n_search: int = Field(50, ge=1, description="evaluations per meta-epoch")
+    seed: int = Field(12345, ge=0, description="meta-training seed, disjoint from trial seeds")
+    mixtures: int = Field(0, ge=0, description="augmentation: mixed tables added to the pool")
 
 
 class NB201BenchmarkConfig(BaseModel):
@@ -51,36 +76,68 @@ class NB201BenchmarkConfig(BaseModel):
     n_workers: int = Field(1, ge=1, description="processes running trials in parallel")
     bootstrap_resamples: int = Field(2000, ge=100, description="for the 95% CIs of the regret")
     trial_log_dir: str | None = Field(None, description="durable log of finished trials")
+    reference: str | None = Field(
+        None, description="method the others are tested against (Mann–Whitney), if it ran"
+    )
+    meta: MetaTrainingConfig = Field(default_factory=MetaTrainingConfig)
     searchers: SearcherSettings = Field(default_factory=SearcherSettings)  # type: ignore[valid-type]
 
-    def trial_fingerprint(self) -> str:
-        """What a finished trial depends on beyond its (dataset, method, trial) key."""
-        blob = json.dumps(
-            {"budget": self.budget, "seed": self.seed, "searchers": self.searchers.model_dump()},
-            sort_keys=True,
-        )
-        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+    def searcher_config(self, method: str) -> SearcherConfig:
+        return getattr(self.searchers, SEARCHERS[method].config_key)
+
+    def fingerprint(self, method: str) -> str:
+        """What a finished trial of ``method`` depends on beyond (dataset, method, trial)."""
+        parts: dict[str, Any] = {
+            "budget": self.budget,
+            "seed": self.seed,
+            "searcher": self.searcher_config(method).model_dump(),
+        }
+        if SEARCHERS[method].meta_trained:
+            parts["meta"] = self.meta.model_dump()
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def meta_train_for(
+    table: NB201Table, config: NB201BenchmarkConfig, method: str, target: str
+) -> dict[str, Any]:
+    """Meta-train ``method`` leave-one-out for ``target``; returns the learned network state."""
+    train_table = table.without(target)  # the target's columns are gone before anything runs
+    tasks = meta_tasks(train_table, config.meta.mixtures, config.meta.seed)
+    space = tasks[0].space
+    searcher = make_searcher(method, space, config.searcher_config(method), config.meta.seed)
+    meta_train(space, searcher, tasks, config.meta.n_epochs, config.meta.n_search)
+    return searcher.network_state()
 
 
 def run_trial(
-    table: NB201Table, config: NB201BenchmarkConfig, dataset: str, method: str, trial: int
+    table: NB201Table,
+    config: NB201BenchmarkConfig,
+    dataset: str,
+    method: str,
+    trial: int,
+    pretrained: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One seeded search; returns a compact record (one JSON line in the trial log)."""
     task = TabularTask(table, dataset)
     seed = config.seed + trial
-    searcher = make_searcher(method, task.space, getattr(config.searchers, method), seed)
+    searcher = make_searcher(method, task.space, config.searcher_config(method), seed)
+    if pretrained is not None:
+        searcher.load_network_state(pretrained)
     history = run_search(task.space, task, searcher, config.budget, trial=trial)
     return {
         "dataset": dataset,
         "method": method,
         "trial": trial,
         "seed": seed,
+        "fingerprint": config.fingerprint(method),
         "arch_index": [r["metrics"]["arch_index"] for r in history],
         "reward": [r["reward"] for r in history],
         "test_acc": [r["metrics"]["test_acc"] for r in history],
     }
 
 
+# (dataset, method, trials, pretrained network state or None)
+Chunk = tuple[str, str, list[int], dict[str, Any] | None]
 _WORKER_TABLE: NB201Table | None = None
 
 
@@ -93,36 +150,68 @@ def _init_worker(table: NB201Table) -> None:
 
 
 def _run_chunk(
-    config: NB201BenchmarkConfig, jobs: list[tuple[str, str, int]]
+    config: NB201BenchmarkConfig, chunk: Chunk, table: NB201Table | None = None
 ) -> list[dict[str, Any]]:
-    assert _WORKER_TABLE is not None
-    return [run_trial(_WORKER_TABLE, config, *job) for job in jobs]
+    """Trials of one chunk, in a worker (table from its initializer) or in this process."""
+    table = table if table is not None else _WORKER_TABLE
+    assert table is not None
+    dataset, method, trials, pretrained = chunk
+    return [run_trial(table, config, dataset, method, t, pretrained) for t in trials]
+
+
+def _meta_job(
+    config: NB201BenchmarkConfig, job: tuple[str, str], table: NB201Table | None = None
+) -> dict[str, Any]:
+    table = table if table is not None else _WORKER_TABLE
+    assert table is not None
+    target, method = job
+    return meta_train_for(table, config, method, target)
 
 
 def run_trials(
     table: NB201Table, config: NB201BenchmarkConfig, *, progress: bool = True
 ) -> pd.DataFrame:
-    """All methods × datasets × trials; one row per evaluation, sorted, deterministic."""
-    log_path = None
-    if config.trial_log_dir is not None:
-        log_path = Path(config.trial_log_dir) / f"trials-{config.trial_fingerprint()}.jsonl"
-    log = AppendLog(log_path)
-    done = {(r["dataset"], r["method"], r["trial"]): r for r in log}
-    jobs = [
-        (d, m, t)
-        for d in config.datasets
-        for m in config.methods
-        for t in range(config.n_trials)
-        if (d, m, t) not in done
-    ]
-    with Progress(disable=not progress) as bar:
-        task_id = bar.add_task("NB201 trials", total=len(jobs))
-        for record in _execute(table, config, jobs):
-            log.append([record])
-            done[(record["dataset"], record["method"], record["trial"])] = record
-            bar.advance(task_id)
+    """All methods × datasets × trials; one row per evaluation, sorted, deterministic.
+
+    Meta-learning methods are meta-trained first, once per target dataset (leave-one-out), and
+    every trial adapts from that state. With ``trial_log_dir`` finished trials and meta-trained
+    states are kept, so a rerun only does what is missing.
+    """
+    log_dir = Path(config.trial_log_dir) if config.trial_log_dir is not None else None
+    log = AppendLog(log_dir / "trials.jsonl" if log_dir is not None else None)
+    done = {(r["dataset"], r["method"], r["trial"], r["fingerprint"]): r for r in log}
+    fps = {m: config.fingerprint(m) for m in config.methods}
+    todo: dict[tuple[str, str], list[int]] = {}
+    for d in config.datasets:
+        for m in config.methods:
+            missing = [t for t in range(config.n_trials) if (d, m, t, fps[m]) not in done]
+            if missing:
+                todo[(d, m)] = missing
+    with Progress(disable=not progress) as bar, _pool(table, config) as pool:
+        pretrained = _meta_states(
+            table, config, [k for k in todo if SEARCHERS[k[1]].meta_trained], log_dir, pool, bar
+        )
+        step = max(1, min(25, sum(map(len, todo.values())) // (4 * config.n_workers)))
+        chunks: list[Chunk] = [
+            (d, m, trials[i : i + step], pretrained.get((d, m)))
+            for (d, m), trials in todo.items()
+            for i in range(0, len(trials), step)
+        ]
+        bar_id = bar.add_task("NB201 trials", total=sum(len(c[2]) for c in chunks))
+        run = (
+            partial(_run_chunk, config)
+            if pool is not None
+            else partial(_run_chunk, config, table=table)
+        )
+        results = (pool.map if pool is not None else map)(run, chunks)
+        for records in results:
+            log.append(records)
+            done.update(
+                {(r["dataset"], r["method"], r["trial"], r["fingerprint"]): r for r in records}
+            )
+            bar.advance(bar_id, len(records))
     wanted = [
-        done[(d, m, t)]
+        done[(d, m, t, fps[m])]
         for d in config.datasets
         for m in config.methods
         for t in range(config.n_trials)
@@ -130,21 +219,51 @@ def run_trials(
     return _to_frame(wanted)
 
 
-def _execute(
-    table: NB201Table, config: NB201BenchmarkConfig, jobs: list[tuple[str, str, int]]
-) -> Iterable[dict[str, Any]]:
-    if config.n_workers == 1 or len(jobs) < 2:
-        for job in jobs:
-            yield run_trial(table, config, *job)
+@contextmanager
+def _pool(table: NB201Table, config: NB201BenchmarkConfig) -> Iterator[ProcessPoolExecutor | None]:
+    if config.n_workers == 1:
+        yield None
         return
-    chunk = max(1, min(25, len(jobs) // (4 * config.n_workers)))
-    chunks = [jobs[i : i + chunk] for i in range(0, len(jobs), chunk)]
     ctx = mp.get_context("spawn")  # torch is not fork-safe once its thread pool exists
     with ProcessPoolExecutor(
         config.n_workers, mp_context=ctx, initializer=_init_worker, initargs=(table,)
     ) as pool:
-        for records in pool.map(_run_chunk, [config] * len(chunks), chunks):
-            yield from records
+        yield pool
+
+
+def _meta_states(
+    table: NB201Table,
+    config: NB201BenchmarkConfig,
+    jobs: list[tuple[str, str]],
+    log_dir: Path | None,
+    pool: ProcessPoolExecutor | None,
+    bar: Progress,
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Meta-trained network state for each (target dataset, method), cached in ``log_dir``."""
+
+    def path(d: str, m: str) -> Path | None:
+        return log_dir / f"meta-{m}-{d}-{config.fingerprint(m)}.pt" if log_dir is not None else None
+
+    states: dict[tuple[str, str], dict[str, Any]] = {}
+    for d, m in jobs:
+        p = path(d, m)
+        if p is not None and p.exists():
+            states[(d, m)] = load_checkpoint(p)
+    missing = [(d, m) for d, m in jobs if (d, m) not in states]
+    if not missing:
+        return states
+    bar_id = bar.add_task("meta-training (leave-one-dataset-out)", total=len(missing))
+    run = (
+        partial(_meta_job, config) if pool is not None else partial(_meta_job, config, table=table)
+    )
+    results = (pool.map if pool is not None else map)(run, missing)
+    for (d, m), state in zip(missing, results, strict=True):
+        states[(d, m)] = state
+        p = path(d, m)
+        if p is not None:
+            save_checkpoint(p, state)
+        bar.advance(bar_id)
+    return states
 
 
 def _to_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
@@ -168,8 +287,33 @@ def summarize(
     *,
     n_resamples: int = 2000,
     seed: int = 0,
+    reference: str | None = None,
 ) -> pd.DataFrame:
-    """The results table: one row per (dataset, method)."""
+    """The results table; with ``reference``, one-sided Mann–Whitney p-values against it."""
+    results = _summary(evals, table, test200, n_resamples=n_resamples, seed=seed)
+    if reference is None or reference not in set(evals["method"]):
+        return results
+    best = best_of_trials(evals)
+    pvalues = []
+    for row in results.itertuples():
+        ours = best[(best.dataset == row.dataset) & (best.method == reference)]["reward"]
+        theirs = best[(best.dataset == row.dataset) & (best.method == row.method)]["reward"]
+        if row.method == reference:
+            pvalues.append(float("nan"))
+        else:  # H1: the reference's final best rewards tend to be larger
+            pvalues.append(float(stats.mannwhitneyu(ours, theirs, alternative="greater").pvalue))
+    return results.assign(**{f"p_vs_{reference}": pvalues})
+
+
+def _summary(
+    evals: pd.DataFrame,
+    table: NB201Table,
+    test200: pd.DataFrame,
+    *,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """One row per (dataset, method): hit rates, regret with 95% CIs, 200-epoch accuracy."""
     best = best_of_trials(evals)
     evals_per_trial = (
         evals.groupby(["dataset", "method", "trial"]).size().groupby(["dataset", "method"]).max()
@@ -292,10 +436,21 @@ def results_markdown(results: pd.DataFrame, title: str = "NAS-Bench-201 search r
             ],
         }
     )
+    p_cols = [c for c in results.columns if c.startswith("p_vs_")]
+    for col in p_cols:
+        shown[f"p ({col[5:]} > method)"] = results[col].map(
+            lambda p: "—" if pd.isna(p) else f"{p:.2g}"
+        )
     notes = (
         "Search reward and regret: 12-epoch validation accuracy (NB201 `hp='12'`), in accuracy "
         "points. Last column: 200-epoch test accuracy of the found cell (report only), mean ± std "
         "over trials. Optimum hit = best-of-N cell is the dataset's 12-epoch-validation optimum; "
         "top-5 hit = it is one of the 5 best cells."
+        + (
+            " p: one-sided Mann–Whitney U test that the reference method's final best 12-epoch "
+            "validation accuracies are larger than the method's."
+            if p_cols
+            else ""
+        )
     )
     return f"## {title}\n\n{notes}\n\n{shown.to_markdown(index=False)}\n"

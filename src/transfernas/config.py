@@ -58,8 +58,10 @@ def _allowed_keys(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[st
 
 
 def _searcher_settings_model() -> type[BaseModel]:
-    """One optional block per registered searcher, e.g. ``searchers.rea.population_size``."""
-    fields: dict[str, Any] = {name: (cls.Config, cls.Config()) for name, cls in SEARCHERS.items()}
+    """One optional block per searcher config key, e.g. ``searchers.rea.population_size``."""
+    fields: dict[str, Any] = {
+        cls.config_key: (cls.Config, cls.Config()) for cls in SEARCHERS.values()
+    }
     return create_model("SearcherSettings", __base__=SearcherConfig, **fields)
 
 

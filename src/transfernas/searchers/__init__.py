@@ -6,13 +6,23 @@ from collections.abc import Mapping
 from typing import Any
 
 from transfernas.searchers.base import Searcher, SearcherConfig
+from transfernas.searchers.catch import CatchMeta, CatchRandom, CatchSFS, CatchZero
 from transfernas.searchers.evolution import RegularizedEvolution
 from transfernas.searchers.random import RandomSearch
 from transfernas.searchers.reinforce import Reinforce
 from transfernas.spaces.base import ActionSpace
 
 SEARCHERS: dict[str, type[Searcher]] = {
-    cls.name: cls for cls in (RandomSearch, RegularizedEvolution, Reinforce)
+    cls.name: cls
+    for cls in (
+        RandomSearch,
+        RegularizedEvolution,
+        Reinforce,
+        CatchMeta,
+        CatchSFS,
+        CatchZero,
+        CatchRandom,
+    )
 }
 
 

@@ -26,6 +26,16 @@ class SearcherConfig(BaseModel):
 class Searcher(ABC):
     name: ClassVar[str]
     Config: ClassVar[type[SearcherConfig]] = SearcherConfig
+    # parameters block of the searcher (``searchers.<config_key>``); variants of one method
+    # (e.g. the CATCH ablations) share one block
+    config_key: ClassVar[str] = ""
+    # meta-learners are fitted on other tasks first (see transfernas.meta)
+    meta_trained: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__ and not cls.config_key:
+            cls.config_key = cls.name
 
     def __init__(self, space: ActionSpace, config: SearcherConfig | None = None, seed: int = 0):
         self.space = space

@@ -65,15 +65,26 @@ def _check_frame(df: pd.DataFrame, needed: Sequence[str], what: str) -> None:
 
 @dataclass(frozen=True)
 class NB201Table:
-    """The 12-epoch table as arrays, addressable by the space's dense code."""
+    """The 12-epoch table as arrays, addressable by the space's dense code.
+
+    It may hold a subset of the datasets: leave-one-dataset-out meta-training gets a table
+    whose held-out columns were dropped before it was built, so they cannot be read.
+    """
 
     arch_str: np.ndarray  # (15625,) by NB201 index
     index_of_code: np.ndarray  # (15625,) NB201 index of each base-5 code
     columns: dict[str, np.ndarray]  # accuracy column -> (15625,) by NB201 index
 
     @classmethod
-    def from_frame(cls, df: pd.DataFrame) -> NB201Table:
-        acc_cols = [c for pair in COLUMNS_12.values() for c in pair]
+    def from_frame(cls, df: pd.DataFrame, datasets: Sequence[str] | None = None) -> NB201Table:
+        """Build from the parquet frame, keeping only ``datasets`` (default: all three)."""
+        datasets = list(DATASETS if datasets is None else datasets)
+        unknown = [d for d in datasets if d not in COLUMNS_12]
+        if unknown or not datasets:
+            raise ValueError(
+                f"NB201 datasets {unknown or datasets!r}; allowed: {', '.join(DATASETS)}"
+            )
+        acc_cols = [c for d in datasets for c in COLUMNS_12[d]]
         _check_frame(df, acc_cols, "NB201 12-epoch table")
         space = NB201Space()
         codes = space.codes(np.array([space.encode(s) for s in df["arch_str"]]))
@@ -84,21 +95,29 @@ class NB201Table:
         columns = {c: df[c].to_numpy(dtype=np.float64) for c in acc_cols}
         return cls(df["arch_str"].to_numpy(dtype=object), index_of_code, columns)
 
+    @property
+    def datasets(self) -> list[str]:
+        return [d for d, (val, _) in COLUMNS_12.items() if val in self.columns]
 
-class TabularTask:
-    """Reward = 12-epoch validation accuracy (percent) of the cell on ``dataset``."""
+    def without(self, dataset: str) -> NB201Table:
+        """The same table with ``dataset``'s columns removed (leave-one-dataset-out)."""
+        drop = set(COLUMNS_12[dataset])
+        kept = {c: v for c, v in self.columns.items() if c not in drop}
+        return NB201Table(self.arch_str, self.index_of_code, kept)
 
-    def __init__(self, table: NB201Table, dataset: str):
-        if dataset not in COLUMNS_12:
-            raise ValueError(f"unknown NB201 dataset {dataset!r}; allowed: {', '.join(DATASETS)}")
-        self.name = f"nb201/{dataset}"
-        self.dataset = dataset
+
+class LookupTask:
+    """Reward = a precomputed value per NB201 cell; evaluation is an array lookup."""
+
+    def __init__(
+        self, name: str, table: NB201Table, reward: np.ndarray, test: np.ndarray | None = None
+    ):
+        self.name = name
         self.space = NB201Space()
         self.table = table
-        val_col, test_col = COLUMNS_12[dataset]
-        self.val = table.columns[val_col]
-        self.test = table.columns[test_col]
-        # rank 0 = best validation accuracy; ties broken by NB201 index (stable sort)
+        self.val = np.asarray(reward, dtype=np.float64)
+        self.test = self.val if test is None else np.asarray(test, dtype=np.float64)
+        # rank 0 = best reward; ties broken by NB201 index (stable sort)
         order = np.argsort(-self.val, kind="stable")
         self.rank = np.empty(N_ARCHS, dtype=np.int64)
         self.rank[order] = np.arange(N_ARCHS)
@@ -116,3 +135,37 @@ class TabularTask:
         i = self.index(actions)
         metrics = {"arch_index": i, "val_acc": float(self.val[i]), "test_acc": float(self.test[i])}
         return Evaluation(float(self.val[i]), metrics, time.perf_counter() - start)
+
+
+class TabularTask(LookupTask):
+    """Reward = 12-epoch validation accuracy (percent) of the cell on ``dataset``."""
+
+    def __init__(self, table: NB201Table, dataset: str):
+        if dataset not in COLUMNS_12:
+            raise ValueError(f"unknown NB201 dataset {dataset!r}; allowed: {', '.join(DATASETS)}")
+        val_col, test_col = COLUMNS_12[dataset]
+        if val_col not in table.columns:
+            raise KeyError(f"NB201 dataset {dataset!r} is not in this table (held out?)")
+        super().__init__(f"nb201/{dataset}", table, table.columns[val_col], table.columns[test_col])
+        self.dataset = dataset
+
+
+def mixture_task(table: NB201Table, a: str, b: str, weight: float) -> LookupTask:
+    """Task augmentation: reward = weight·std(val_a) + (1 − weight)·std(val_b).
+
+    Standardising first puts both datasets on one scale, so the mixture interpolates their
+    rankings; the reward stays in standard units (searchers normalise rewards anyway).
+    """
+    va, vb = TabularTask(table, a).val, TabularTask(table, b).val
+    reward = weight * (va - va.mean()) / va.std() + (1 - weight) * (vb - vb.mean()) / vb.std()
+    return LookupTask(f"nb201/mix({a},{b},{weight:.2f})", table, reward)
+
+
+def meta_tasks(table: NB201Table, mixtures: int, seed: int) -> list[LookupTask]:
+    """Meta-training pool: one task per dataset in ``table`` plus ``mixtures`` seeded mixtures."""
+    tasks: list[LookupTask] = [TabularTask(table, d) for d in table.datasets]
+    rng = np.random.default_rng([seed, 0x3117])
+    for _ in range(mixtures if len(tasks) > 1 else 0):
+        a, b = rng.choice(table.datasets, size=2, replace=False)
+        tasks.append(mixture_task(table, str(a), str(b), float(rng.uniform(0.2, 0.8))))
+    return tasks

@@ -1,0 +1,89 @@
+"""Meta-training loop for meta-learning searchers (CATCH Algorithm 1, lines 1–13).
+
+Each meta-epoch picks a task from the pool (deterministically from the seed and the epoch
+number), resets the searcher's per-task state (``begin_task``) and runs an ordinary search of
+``n_search`` evaluations on it; the searcher keeps learning across tasks. With a ``workdir`` every
+meta-epoch's search is durable like any search (history + checkpoint after each evaluation),
+and a meta checkpoint is written after each meta-epoch, so ``kill -9`` loses nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from rich.progress import Progress
+
+from transfernas.history import History
+from transfernas.search import load_checkpoint, run_search, save_checkpoint
+from transfernas.searchers.base import Searcher
+from transfernas.spaces.base import SearchSpace
+from transfernas.tasks.base import Task
+
+
+class MetaLearner(Protocol):
+    def begin_task(self) -> None: ...
+
+    def task_stats(self) -> dict[str, float]: ...
+
+
+def task_schedule(n_tasks: int, n_epochs: int, seed: int) -> list[int]:
+    """Which task each meta-epoch uses: seeded, and fixed in advance so a resume agrees."""
+    return np.random.default_rng([seed, 0x7A5C]).integers(n_tasks, size=n_epochs).tolist()
+
+
+def meta_train(
+    space: SearchSpace,
+    searcher: Searcher,
+    tasks: Sequence[Task],
+    n_epochs: int,
+    n_search: int,
+    *,
+    workdir: str | Path | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """Meta-train ``searcher`` in place; returns one stats dict per meta-epoch."""
+    if not hasattr(searcher, "begin_task"):
+        raise TypeError(f"searcher {searcher.name!r} is not a meta-learner (no begin_task)")
+    schedule = task_schedule(len(tasks), n_epochs, searcher.seed)
+    workdir = Path(workdir) if workdir is not None else None
+    identity = {"searcher": searcher.name, "seed": searcher.seed, "tasks": [t.name for t in tasks]}
+    curves: list[dict[str, Any]] = []
+    start = 0
+    state = load_checkpoint(workdir / "meta.pt") if workdir is not None else None
+    if state is not None:
+        if state["identity"] != identity:
+            raise ValueError(f"{workdir}/meta.pt is for {state['identity']}, not {identity}")
+        searcher.load_state_dict(state["searcher"])
+        start, curves = state["epoch"], state["curves"]
+
+    with Progress(disable=not progress, transient=True) as bar:
+        bar_id = bar.add_task(f"meta-training {searcher.name}", total=n_epochs, completed=start)
+        for epoch in range(start, n_epochs):
+            task = tasks[schedule[epoch]]
+            searcher.begin_task()
+            history = History(workdir / f"epoch_{epoch:04d}.jsonl") if workdir is not None else None
+            step_ckpt = workdir / f"epoch_{epoch:04d}.pt" if workdir is not None else None
+            run_search(
+                space, task, searcher, n_search, history=history, checkpoint=step_ckpt, trial=epoch
+            )
+            stats = {"epoch": epoch, "task": task.name} | searcher.task_stats()
+            curves.append(stats)
+            if workdir is not None:
+                save_checkpoint(
+                    workdir / "meta.pt",
+                    {
+                        "identity": identity,
+                        "epoch": epoch + 1,
+                        "curves": curves,
+                        "searcher": searcher.state_dict(),
+                    },
+                )
+                step_ckpt.unlink(missing_ok=True)
+            if on_epoch is not None:
+                on_epoch(stats)
+            bar.update(bar_id, completed=epoch + 1)
+    return curves
