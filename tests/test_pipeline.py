@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import signal
 import shutil
 import socket
 import subprocess
@@ -148,6 +150,7 @@ def test_kedro_viz_lists_the_pipeline(project):
         cwd=project,
         stdout=open(project / "viz.log", "w"),  # noqa: SIM115 - closed with the process
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # kedro viz serves from a child process: stop the whole group
         env={
             "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
             "KEDRO_DISABLE_TELEMETRY": "true",
@@ -168,5 +171,5 @@ def test_kedro_viz_lists_the_pipeline(project):
         names = {n["name"] for n in data["nodes"]}
         assert {"run_nb201_trials", "nb201_12epoch", "nb201_results"} <= names
     finally:
-        proc.terminate()
+        os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)

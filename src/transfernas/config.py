@@ -72,3 +72,14 @@ def check_searcher_name(name: str) -> str:
     if name not in SEARCHERS:
         raise ValueError(f"unknown searcher {name!r}; allowed: {', '.join(SEARCHERS)}")
     return name
+
+
+def validate_searchers(params: Mapping[str, Any] | None) -> BaseModel:
+    """The top-level ``searchers`` block (conf/base/parameters_searchers.yml)."""
+    return validate_params(SearcherSettings, params, "searchers")
+
+
+def searcher_config(settings: BaseModel, name: str) -> SearcherConfig:
+    """Hyper-parameters of searcher ``name`` (variants share their method's block)."""
+    check_searcher_name(name)
+    return getattr(settings, SEARCHERS[name].config_key)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 from rich.progress import Progress
 
 from transfernas.history import History
@@ -23,10 +24,30 @@ from transfernas.spaces.base import SearchSpace
 from transfernas.tasks.base import Task
 
 
+class MetaTrainingConfig(BaseModel):
+    """How a meta-learning searcher is meta-trained (CATCH Alg. 1: N_meta epochs × N_search).
+
+    On NB201 the task pool is the tables of the meta-training datasets (leave-one-dataset-out:
+    the target's columns are dropped before the pool is built) plus ``mixtures`` seeded mixtures
+    of them (task augmentation, see docs/catch.md).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    n_epochs: int = Field(40, ge=1, description="meta-epochs (one task each)")
+    n_search: int = Field(50, ge=1, description="evaluations per meta-epoch")
+    seed: int = Field(12345, ge=0, description="meta-training seed, disjoint from trial seeds")
+    mixtures: int = Field(0, ge=0, description="augmentation: mixed tables added to the pool")
+
+
 class MetaLearner(Protocol):
     def begin_task(self) -> None: ...
 
     def task_stats(self) -> dict[str, float]: ...
+
+    def network_state(self) -> dict[str, Any]: ...
+
+    def load_network_state(self, state: dict[str, Any]) -> None: ...
 
 
 def task_schedule(n_tasks: int, n_epochs: int, seed: int) -> list[int]:

@@ -7,6 +7,7 @@ from kedro.pipeline import Pipeline
 
 
 def register_pipelines() -> dict[str, Pipeline]:
-    pipelines = find_pipelines(raise_errors=True)
-    pipelines["__default__"] = pipelines["nb201_benchmark"]
+    pipelines = find_pipelines(raise_errors=True)  # only the requested ones when --pipeline is set
+    if "nb201_benchmark" in pipelines:
+        pipelines["__default__"] = pipelines["nb201_benchmark"]
     return pipelines

@@ -67,3 +67,41 @@ def best_so_far_figure(curves: pd.DataFrame, optimum: dict[str, float]) -> Figur
     fig.suptitle("Best-so-far (median and IQR over trials; 12-epoch validation accuracy)")
     fig.tight_layout()
     return fig
+
+
+def meta_training_figure(curves: pd.DataFrame) -> Figure:
+    """Meta-training curves: best reward of each meta-epoch (by task) and the loss terms."""
+    fig, (ax_r, ax_l) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for task, grp in curves.groupby("task", sort=False):
+        ax_r.plot(grp["epoch"], grp["best_reward"], "o-", ms=3, lw=1, label=task)
+    ax_r.set_xlabel("meta-epoch")
+    ax_r.set_ylabel("best reward of the epoch's search")
+    ax_r.set_title("Meta-training: best reward per meta-epoch")
+    ax_r.legend(fontsize=7)
+    ax_r.grid(alpha=0.3)
+    for name in ("loss_controller", "loss_evaluator", "kl", "entropy"):
+        if name in curves:
+            ax_l.plot(curves["epoch"], curves[name], lw=1.4, label=name)
+    ax_l.set_xlabel("meta-epoch")
+    ax_l.set_title("Loss terms (mean over the epoch's updates)")
+    ax_l.legend(fontsize=8)
+    ax_l.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def search_figure(history: pd.DataFrame, title: str, optimum: float | None = None) -> Figure:
+    """One search: reward of each evaluation and the best so far."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    steps = history["step"].to_numpy() + 1
+    ax.plot(steps, history["reward"], "o", ms=3, alpha=0.6, label="evaluation")
+    ax.plot(steps, np.maximum.accumulate(history["reward"].to_numpy()), lw=1.8, label="best so far")
+    if optimum is not None:
+        ax.axhline(optimum, color="k", ls="--", lw=0.8, label="optimum")
+    ax.set_xlabel("evaluations")
+    ax.set_ylabel("12-epoch validation acc. (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -15,7 +15,7 @@ from transfernas.benchmark import (
     run_trials,
     summarize,
 )
-from transfernas.config import validate_params
+from transfernas.config import ParameterError, validate_params, validate_searchers
 from transfernas.plots import best_so_far_figure, sorted_trials_figure
 from transfernas.tasks.tabular import NB201Table
 
@@ -29,13 +29,21 @@ SUMMARY_METRICS = (
 )
 
 
-def _config(params: dict[str, Any]) -> NB201BenchmarkConfig:
-    return validate_params(NB201BenchmarkConfig, params, KEY)
+def _config(params: dict[str, Any], searchers: dict[str, Any]) -> NB201BenchmarkConfig:
+    if "searchers" in params:
+        raise ParameterError(
+            f"{KEY}.searchers: set hyper-parameters in the top-level `searchers` block"
+        )
+    return validate_params(
+        NB201BenchmarkConfig, {**params, "searchers": validate_searchers(searchers)}, KEY
+    )
 
 
-def run_benchmark(nb201_12epoch: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+def run_benchmark(
+    nb201_12epoch: pd.DataFrame, params: dict[str, Any], searchers: dict[str, Any]
+) -> pd.DataFrame:
     """Every method × dataset × seeded trial; one row per evaluation (the search histories)."""
-    return run_trials(NB201Table.from_frame(nb201_12epoch), _config(params))
+    return run_trials(NB201Table.from_frame(nb201_12epoch), _config(params, searchers))
 
 
 def summarize_benchmark(
@@ -43,15 +51,17 @@ def summarize_benchmark(
     nb201_12epoch: pd.DataFrame,
     nb201_200epoch: pd.DataFrame,
     params: dict[str, Any],
+    searchers: dict[str, Any],
 ) -> tuple[pd.DataFrame, str, pd.DataFrame]:
     """Results table (csv + markdown) and best-so-far curves."""
-    config = _config(params)
+    config = _config(params, searchers)
     results = summarize(
         histories,
         NB201Table.from_frame(nb201_12epoch),
         nb201_200epoch,
         n_resamples=config.bootstrap_resamples,
         seed=config.seed,
+        reference=config.reference,
     )
     return results, results_markdown(results), best_so_far(histories)
 

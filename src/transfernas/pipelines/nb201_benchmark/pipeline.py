@@ -15,13 +15,19 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 run_benchmark,
-                ["nb201_12epoch", "params:nb201_benchmark"],
+                ["nb201_12epoch", "params:nb201_benchmark", "params:searchers"],
                 "nb201_histories",
                 name="run_nb201_trials",
             ),
             Node(
                 summarize_benchmark,
-                ["nb201_histories", "nb201_12epoch", "nb201_200epoch", "params:nb201_benchmark"],
+                [
+                    "nb201_histories",
+                    "nb201_12epoch",
+                    "nb201_200epoch",
+                    "params:nb201_benchmark",
+                    "params:searchers",
+                ],
                 ["nb201_results", "nb201_results_md", "nb201_best_so_far"],
                 name="summarize_nb201_trials",
             ),

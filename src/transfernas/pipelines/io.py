@@ -1,0 +1,33 @@
+"""Kedro dataset for torch state dicts (agent checkpoints, exported weights).
+
+Saved with ``torch.save`` and loaded with ``weights_only=True``: tensors and plain Python
+containers only, so loading a checkpoint cannot run code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import torch
+from kedro.io import AbstractDataset
+
+from transfernas.search import save_checkpoint
+
+
+class TorchStateDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
+    def __init__(self, *, filepath: str, metadata: dict[str, Any] | None = None):
+        self._filepath = PurePosixPath(filepath)
+        self.metadata = metadata
+
+    def load(self) -> dict[str, Any]:
+        return torch.load(Path(self._filepath), weights_only=True)
+
+    def save(self, data: dict[str, Any]) -> None:
+        save_checkpoint(Path(self._filepath), data)
+
+    def _exists(self) -> bool:
+        return Path(self._filepath).exists()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath)}

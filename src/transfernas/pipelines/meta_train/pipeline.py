@@ -1,0 +1,24 @@
+"""``kedro run --pipeline meta_train``: meta-train CATCH on NB201 tables (target held out)."""
+
+from kedro.pipeline import Node, Pipeline
+
+from transfernas.pipelines.meta_train.nodes import meta_train_agent, meta_train_report
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(
+                meta_train_agent,
+                ["nb201_12epoch", "params:meta_train", "params:searchers"],
+                ["meta_checkpoint", "meta_train_curves", "meta_train_manifest"],
+                name="meta_train_agent",
+            ),
+            Node(
+                meta_train_report,
+                "meta_train_curves",
+                ["meta_train_metrics", "meta_train_plot"],
+                name="report_meta_training",
+            ),
+        ]
+    )
