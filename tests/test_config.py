@@ -53,19 +53,22 @@ def test_defaults_are_nb201_baseline_settings():
 
 def test_fingerprint_ignores_what_does_not_change_a_trial():
     base = _check({"n_trials": 5})
-    assert (
-        base.fingerprint("rea") == _check({"n_trials": 50, "methods": ["rea"]}).fingerprint("rea")
+    assert base.fingerprint("rea") == _check({"n_trials": 50, "methods": ["rea"]}).fingerprint(
+        "rea"
     )
     assert base.fingerprint("rea") != _check({"budget": 60}).fingerprint("rea")
-    assert (
-        base.fingerprint("rea")
-        != _check({"searchers": {"rea": {"sample_size": 5}}}).fingerprint("rea")
-    )
+    assert base.fingerprint("rea") != _check(
+        {"searchers": {"rea": {"sample_size": 5}}}
+    ).fingerprint("rea")
 
 
 def test_fingerprint_is_per_method():
     base = _check({})
     other_rea = _check({"searchers": {"rea": {"sample_size": 5}}, "meta": {"n_epochs": 3}})
     assert base.fingerprint("random") == other_rea.fingerprint("random")
-    assert base.fingerprint("catch-sfs") == _check({"meta": {"n_epochs": 3}}).fingerprint("catch-sfs")
-    assert base.fingerprint("catch-meta") != _check({"meta": {"n_epochs": 3}}).fingerprint("catch-meta")
+    assert base.fingerprint("catch-sfs") == _check({"meta": {"n_epochs": 3}}).fingerprint(
+        "catch-sfs"
+    )
+    assert base.fingerprint("catch-meta") != _check({"meta": {"n_epochs": 3}}).fingerprint(
+        "catch-meta"
+    )

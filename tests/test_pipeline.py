@@ -9,8 +9,8 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import signal
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -166,7 +166,9 @@ def test_kedro_viz_lists_the_pipeline(project):
             except OSError:
                 assert proc.poll() is None, (project / "viz.log").read_text()[-2000:]
                 time.sleep(0.5)
-        assert data is not None, "kedro viz did not answer: " + (project / "viz.log").read_text()[-2000:]
+        assert data is not None, (
+            "kedro viz did not answer: " + (project / "viz.log").read_text()[-2000:]
+        )
         assert "nb201_benchmark" in {p["id"] for p in data["pipelines"]}
         names = {n["name"] for n in data["nodes"]}
         assert {"run_nb201_trials", "nb201_12epoch", "nb201_results"} <= names
