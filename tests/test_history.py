@@ -32,3 +32,10 @@ def test_in_memory_log_writes_nothing(tmp_path):
     log = AppendLog(None)
     log.append([{"x": 1}])
     assert len(log) == 1 and not list(tmp_path.iterdir())
+
+
+def test_reloaded_frame_equals_in_memory_frame(tmp_path):
+    rows = [{"step": 0, "reward": 1.0, "arch": "a", "metrics": {"z": 1, "a": 2}}]
+    log = History(tmp_path / "h.jsonl")
+    log.append(rows)
+    assert History(tmp_path / "h.jsonl").to_frame().equals(log.to_frame())

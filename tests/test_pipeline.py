@@ -26,7 +26,11 @@ from .conftest import ROOT
 
 pytestmark = pytest.mark.slow
 KEDRO = str(Path(sys.executable).with_name("kedro"))
-TINY = "nb201_benchmark.n_trials=3,nb201_benchmark.budget=10"
+TINY = (
+    "nb201_benchmark.n_trials=3,nb201_benchmark.budget=10,"
+    "nb201_benchmark.meta.n_epochs=2,nb201_benchmark.meta.n_search=10"
+)
+METHODS = {"random", "rea", "reinforce", "catch-sfs", "catch-meta"}
 
 
 def _kedro(project: Path, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -66,11 +70,25 @@ def tiny_run(project) -> subprocess.CompletedProcess:
     return result
 
 
+def _mlflow_run(project: Path, pipeline: str):
+    """The first finished MLflow run of ``pipeline`` (kedro-mlflow names runs after it)."""
+    client = MlflowClient(tracking_uri=f"sqlite:///{project}/mlflow.db")
+    exp = client.get_experiment_by_name("transfernas")
+    runs = client.search_runs(
+        [exp.experiment_id],
+        f"tags.mlflow.runName = '{pipeline}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time ASC"],
+    )
+    assert runs, f"no MLflow run for {pipeline}"
+    return client, runs[0]
+
+
 def test_outputs_written(project, tiny_run):
     hist = pd.read_parquet(project / "data/07_model_output/nb201_histories.parquet")
-    assert len(hist) == 3 * 3 * 3 * 10  # methods × datasets × trials × budget
+    assert len(hist) == len(METHODS) * 3 * 3 * 10  # methods × datasets × trials × budget
     results = pd.read_csv(project / "data/08_reporting/nb201_results.csv")
-    assert len(results) == 9 and set(results["method"]) == {"random", "rea", "reinforce"}
+    assert len(results) == 3 * len(METHODS) and set(results["method"]) == METHODS
+    assert results.loc[results.method == "rea", "p_vs_catch-meta"].notna().all()
     assert (results["n_trials"] == 3).all() and (results["budget"] == 10).all()
     md = (project / "data/08_reporting/nb201_results.md").read_text()
     assert "12-epoch validation accuracy" in md and "200-epoch test accuracy" in md
@@ -79,11 +97,9 @@ def test_outputs_written(project, tiny_run):
 
 
 def test_mlflow_run_has_params_metrics_artifacts(project, tiny_run):
-    client = MlflowClient(tracking_uri=f"sqlite:///{project}/mlflow.db")
-    exp = client.get_experiment_by_name("transfernas")
-    (run,) = client.search_runs([exp.experiment_id])
+    client, run = _mlflow_run(project, "nb201_benchmark")
     assert run.data.params["nb201_benchmark.n_trials"] == "3"
-    assert run.data.params["nb201_benchmark.searchers.rea.population_size"] == "10"
+    assert run.data.params["searchers.rea.population_size"] == "10"
     assert "nb201.cifar100.rea.optimum_hit_rate" in run.data.metrics
     curve = client.get_metric_history(
         run.info.run_id, "nb201.ImageNet16-120.reinforce.best_so_far_mean"
@@ -129,6 +145,79 @@ def test_bad_parameter_is_named(project, override, expected):
     result = _kedro(project, "run", "--pipeline", "nb201_benchmark", "--params", override)
     assert result.returncode != 0
     assert expected in " ".join((result.stdout + result.stderr).split())
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "override", "expected"),
+    [
+        (
+            "meta_train",
+            "meta_train.searcher=rea",
+            "meta_train.searcher: 'rea' is not meta-trained; allowed: catch-meta, catch-zero, catch-random",
+        ),
+        (
+            "search",
+            "search.dataset=mnist",
+            "search.dataset: Input should be 'cifar10-valid', 'cifar100' or 'ImageNet16-120'",
+        ),
+    ],
+)
+def test_bad_stage_parameter_is_named(project, pipeline, override, expected):
+    result = _kedro(project, "run", "--pipeline", pipeline, "--params", override)
+    assert result.returncode != 0
+    assert expected in " ".join((result.stdout + result.stderr).split())
+
+
+@pytest.fixture(scope="module")
+def chain(project) -> Path:
+    """meta_train → adapt, then the search-from-scratch baseline, with tiny budgets."""
+    for pipeline, params in [
+        ("meta_train", "meta_train.n_epochs=3,meta_train.n_search=10"),
+        ("adapt", "adapt.budget=12"),
+        ("search", "search.budget=12"),
+    ]:
+        result = _kedro(project, "run", "--pipeline", pipeline, "--params", params)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return project
+
+
+def test_meta_train_outputs_and_mlflow(chain):
+    manifest = json.loads((chain / "data/06_models/meta_train_manifest.json").read_text())
+    assert manifest["tasks"] == ["nb201/cifar100", "nb201/ImageNet16-120"]  # target held out
+    assert manifest["searcher"] == "catch-meta" and manifest["meta_train"]["n_epochs"] == 3
+    curves = pd.read_csv(chain / "data/08_reporting/meta_train_curves.csv")
+    assert curves["epoch"].tolist() == [0, 1, 2]
+    client, run = _mlflow_run(chain, "meta_train")
+    assert run.data.params["meta_train.n_search"] == "10"
+    assert [
+        m.step for m in client.get_metric_history(run.info.run_id, "meta_train.loss_evaluator")
+    ] == [0, 1, 2]
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "meta_train")}
+    assert {"meta_train/meta_checkpoint.pt", "meta_train/meta_train_curves.png"} <= artifacts
+
+
+@pytest.mark.parametrize("stage", ["adapt", "search"])
+def test_target_search_outputs_and_mlflow(chain, nb201_200, stage):
+    best = json.loads((chain / f"data/08_reporting/{stage}_best.json").read_text())
+    history = pd.read_parquet(chain / f"data/07_model_output/{stage}_history.parquet")
+    assert len(history) == 12 and best["evaluations"] == 12
+    assert best["val_acc_12epoch"] == history["reward"].max()
+    assert best["test_acc_200epoch"] == nb201_200["cifar10"][best["arch_index"]]
+    assert best["searcher"] == {"adapt": "catch-meta", "search": "catch-sfs"}[stage]
+    client, run = _mlflow_run(chain, stage)
+    curve = client.get_metric_history(run.info.run_id, f"{stage}.best_so_far")
+    assert [m.step for m in curve] == list(range(12))
+    assert f"{stage}/{stage}_history.parquet" in {
+        a.path for a in client.list_artifacts(run.info.run_id, stage)
+    }
+
+
+def test_adapt_rerun_resumes_without_new_evaluations(chain):
+    before = pd.read_parquet(chain / "data/07_model_output/adapt_history.parquet")
+    result = _kedro(chain, "run", "--pipeline", "adapt", "--params", "adapt.budget=12")
+    assert result.returncode == 0
+    after = pd.read_parquet(chain / "data/07_model_output/adapt_history.parquet")
+    pd.testing.assert_frame_equal(before, after)  # same rows, same timestamps: nothing re-run
 
 
 def _free_port() -> int:

@@ -337,6 +337,9 @@ def _summary(
                 "regret_median": float(np.median(regret)),
                 "regret_median_ci_low": median_ci[0],
                 "regret_median_ci_high": median_ci[1],
+                "evals_to_optimum_median": _evals_to_optimum(
+                    evals, dataset, method, task.optimum_reward
+                ),
                 "best_val12_mean": float(grp["reward"].mean()),
                 "test200_mean": float(acc200.mean()),
                 "test200_std": float(acc200.std(ddof=1)) if n > 1 else 0.0,
@@ -347,6 +350,14 @@ def _summary(
             }
         )
     return pd.DataFrame(rows)
+
+
+def _evals_to_optimum(evals: pd.DataFrame, dataset: str, method: str, optimum: float) -> float:
+    """Median number of evaluations until the optimum was first found, over trials that found it."""
+    sub = evals[(evals["dataset"] == dataset) & (evals["method"] == method)]
+    hit = sub[sub["reward"] >= optimum - TIE_TOLERANCE]
+    firsts = hit.groupby("trial")["step"].min() + 1
+    return float(firsts.median()) if len(firsts) else float("nan")
 
 
 def _bootstrap_ci(x: np.ndarray, statistic, n_resamples: int, seed: int) -> tuple[float, float]:
@@ -387,6 +398,12 @@ def best_so_far(evals: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True)
 
 
+def _with_ci(results: pd.DataFrame, col: str) -> list[str]:
+    """``value [low, high]`` from the columns ``col``, ``col_ci_low``, ``col_ci_high``."""
+    rows = zip(results[col], results[f"{col}_ci_low"], results[f"{col}_ci_high"], strict=True)
+    return [f"{m:.3f} [{lo:.3f}, {hi:.3f}]" for m, lo, hi in rows]
+
+
 def results_markdown(results: pd.DataFrame, title: str = "NAS-Bench-201 search results") -> str:
     """Human-readable table; schedules spelled out since NB201 users often confuse them."""
     shown = pd.DataFrame(
@@ -403,24 +420,11 @@ def results_markdown(results: pd.DataFrame, title: str = "NAS-Bench-201 search r
                 )
             ],
             "top-5 hit": results["top5_hit_rate"].map("{:.1%}".format),
-            "regret mean [95% CI]": [
-                f"{m:.3f} [{lo:.3f}, {hi:.3f}]"
-                for m, lo, hi in zip(
-                    results.regret_mean,
-                    results.regret_mean_ci_low,
-                    results.regret_mean_ci_high,
-                    strict=True,
-                )
-            ],
-            "regret median [95% CI]": [
-                f"{m:.3f} [{lo:.3f}, {hi:.3f}]"
-                for m, lo, hi in zip(
-                    results.regret_median,
-                    results.regret_median_ci_low,
-                    results.regret_median_ci_high,
-                    strict=True,
-                )
-            ],
+            "evals to optimum (median)": results["evals_to_optimum_median"].map(
+                lambda v: "—" if pd.isna(v) else f"{v:.0f}"
+            ),
+            "regret mean [95% CI]": _with_ci(results, "regret_mean"),
+            "regret median [95% CI]": _with_ci(results, "regret_median"),
             "200-ep test acc": [
                 f"{m:.2f} ± {s:.2f}"
                 for m, s in zip(results.test200_mean, results.test200_std, strict=True)
@@ -429,7 +433,7 @@ def results_markdown(results: pd.DataFrame, title: str = "NAS-Bench-201 search r
     )
     p_cols = [c for c in results.columns if c.startswith("p_vs_")]
     for col in p_cols:
-        shown[f"p ({col[5:]} > method)"] = results[col].map(
+        shown[f"p ({col.removeprefix('p_vs_')} > method)"] = results[col].map(
             lambda p: "—" if pd.isna(p) else f"{p:.2g}"
         )
     notes = (

@@ -41,7 +41,7 @@ class AppendLog:
         records = list(records)
         if self.path is not None and records:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            payload = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
+            payload = "".join(json.dumps(r) + "\n" for r in records)  # key order kept
             with open(self.path, "a", encoding="utf-8") as f:
                 f.write(payload)
                 f.flush()

@@ -60,7 +60,7 @@ class CatchConfig(SearcherConfig):
         0.2, ge=0, le=1, description="ε-greedy candidate choice, reset per task"
     )
     epsilon_decay: float = Field(0.9, gt=0, le=1, description="ε ← max(ε·decay, ε_min) per step")
-    epsilon_min: float = Field(0.02, ge=0, le=1)
+    epsilon_min: float = Field(0.02, ge=0, le=1, description="floor of ε")
     skip_evaluated: bool = Field(
         True, description="never pick a network already evaluated on the task"
     )
