@@ -52,7 +52,13 @@ def _kedro(project: Path, *args: str, timeout: int = 300) -> subprocess.Complete
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     dst = tmp_path_factory.mktemp("project")
-    for item in ("pyproject.toml", ".telemetry", "conf/base", "data/01_raw/nb201"):
+    for item in (
+        "pyproject.toml",
+        ".telemetry",
+        "conf/base",
+        "data/01_raw/nb201",
+        "data/01_raw/imagenet_sample",
+    ):
         src = ROOT / item
         (dst / item).parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if src.is_dir() else shutil.copy)(src, dst / item)
@@ -218,6 +224,32 @@ def test_adapt_rerun_resumes_without_new_evaluations(chain):
     assert result.returncode == 0
     after = pd.read_parquet(chain / "data/07_model_output/adapt_history.parquet")
     pd.testing.assert_frame_equal(before, after)  # same rows, same timestamps: nothing re-run
+
+
+def test_subdatasets_pipeline_builds_and_reuses(project):
+    params = "subdatasets.n_subdatasets=2,subdatasets.image_sizes=[16]"
+    result = _kedro(project, "run", "--pipeline", "subdatasets", "--params", params)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    manifests = json.loads((project / "data/03_primary/subdataset_manifests.json").read_text())
+    assert len(manifests) == 2
+    for m in manifests:
+        folder = project / m["folder"]
+        assert (folder / "train_images.npy").exists() and m["image_size"] == 16
+        assert len(m["classes"]) in (10, 20, 30) and m["splits"]["val"]["n_images"] == 4 * len(
+            m["classes"]
+        )
+    assert (project / "data/08_reporting/subdataset_contact_sheet.png").stat().st_size > 10_000
+    client, run = _mlflow_run(project, "subdatasets")
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "subdatasets")}
+    assert {
+        "subdatasets/subdataset_manifests.json",
+        "subdatasets/subdataset_contact_sheet.png",
+    } <= artifacts
+    stamp = (project / manifests[0]["folder"] / "train_images.npy").stat().st_mtime_ns
+    assert _kedro(project, "run", "--pipeline", "subdatasets", "--params", params).returncode == 0
+    assert (
+        project / manifests[0]["folder"] / "train_images.npy"
+    ).stat().st_mtime_ns == stamp  # reused
 
 
 def _free_port() -> int:

@@ -105,3 +105,31 @@ def search_figure(history: pd.DataFrame, title: str, optimum: float | None = Non
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def contact_sheet(
+    images: np.ndarray,
+    labels: np.ndarray,
+    classes: list[str],
+    title: str,
+    per_class: int = 8,
+    max_classes: int = 10,
+) -> Figure:
+    """A grid of sample images, one row per class: a glance shows decoding went right."""
+    shown = classes[:max_classes]
+    fig, axes = plt.subplots(
+        len(shown), per_class, figsize=(per_class * 0.9, len(shown) * 0.95), squeeze=False
+    )
+    for row, wnid in enumerate(shown):
+        idx = np.flatnonzero(labels == row)[:per_class]
+        for col in range(per_class):
+            ax = axes[row, col]
+            ax.set_axis_off()
+            if col < len(idx):
+                ax.imshow(images[idx[col]], interpolation="nearest")
+        axes[row, 0].text(
+            -0.1, 0.5, wnid, transform=axes[row, 0].transAxes, ha="right", va="center", fontsize=7
+        )
+    fig.suptitle(title, fontsize=9)
+    fig.subplots_adjust(left=0.14, wspace=0.05, hspace=0.05)
+    return fig

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from kedro.io import AbstractDataset
 
+from transfernas.data.sources import ImageFolderSource
 from transfernas.search import save_checkpoint
 
 
@@ -31,3 +32,26 @@ class TorchStateDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath)}
+
+
+class ImageTreeDataset(AbstractDataset[ImageFolderSource, None]):
+    """Read-only: an ImageNet-style folder tree, loaded as a lazy ``ImageFolderSource``."""
+
+    def __init__(
+        self, *, path: str, label_file: str | None = None, metadata: dict[str, Any] | None = None
+    ):
+        self._path = path
+        self._label_file = label_file
+        self.metadata = metadata
+
+    def load(self) -> ImageFolderSource:
+        return ImageFolderSource(Path(self._path), self._label_file)
+
+    def save(self, data: None) -> None:
+        raise NotImplementedError("ImageTreeDataset is read-only: it points at images on disk")
+
+    def _exists(self) -> bool:
+        return (Path(self._path) / "train").is_dir()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": self._path, "label_file": self._label_file}

@@ -1,0 +1,65 @@
+"""Build the small ImageNet-format sample shipped in data/01_raw/imagenet_sample/.
+
+From the Tiny ImageNet subset in ../shared/data/tiny-imagenet (real ImageNet images, 64×64):
+``--classes`` classes chosen with a fixed seed, ``--train`` train and ``--val`` val images each,
+written as an ImageNet-style tree ``train/<wnid>/*.JPEG`` and ``val/<wnid>/*.JPEG`` (bytes
+copied unchanged), plus ``wnids.txt``/``words.txt`` lines of those classes and the license note.
+
+    python scripts/make_imagenet_sample.py --shared ../shared/data --out data/01_raw/imagenet_sample
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import random
+import tarfile
+from collections import defaultdict
+from pathlib import Path
+
+SHA = "43066af1efb82e4b55de99e23ac3b1665565e296d64716af65b143837ad6e5df"
+TOP = "tiny-imagenet-200-subset"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--out", type=Path, default=Path("data/01_raw/imagenet_sample"))
+    parser.add_argument("--classes", type=int, default=40)
+    parser.add_argument("--train", type=int, default=12)
+    parser.add_argument("--val", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=20261124)
+    args = parser.parse_args()
+
+    archive = args.shared / "tiny-imagenet" / "tiny-imagenet-200-subset.tar.gz"
+    if hashlib.sha256(archive.read_bytes()).hexdigest() != SHA:
+        raise SystemExit(f"{archive}: checksum differs from the published one")
+    with tarfile.open(archive) as tar:
+        members = {m.name: m for m in tar.getmembers() if m.isfile()}
+        wnids = tar.extractfile(members[f"{TOP}/wnids.txt"]).read().decode().split()
+        chosen = sorted(random.Random(args.seed).sample(sorted(wnids), args.classes))
+        train = defaultdict(list)
+        for name in members:
+            parts = name.split("/")
+            if len(parts) == 5 and parts[1] == "train" and parts[2] in chosen and name.endswith(".JPEG"):
+                train[parts[2]].append(name)
+        val = defaultdict(list)
+        for line in tar.extractfile(members[f"{TOP}/val/val_annotations.txt"]).read().decode().splitlines():
+            file, wnid = line.split("\t")[:2]
+            if wnid in chosen:
+                val[wnid].append(f"{TOP}/val/images/{file}")
+        for wnid in chosen:
+            rng = random.Random(wnid)
+            for split, names, k in (("train", train[wnid], args.train), ("val", val[wnid], args.val)):
+                for name in rng.sample(sorted(names), k):
+                    dst = args.out / split / wnid / Path(name).name
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    dst.write_bytes(tar.extractfile(members[name]).read())
+        words = tar.extractfile(members[f"{TOP}/words.txt"]).read().decode().splitlines()
+        (args.out / "wnids.txt").write_text("\n".join(chosen) + "\n")
+        (args.out / "words.txt").write_text("\n".join(w for w in words if w.split("\t")[0] in chosen) + "\n")
+    print(f"{args.classes} classes × ({args.train} train + {args.val} val) → {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Sub-dataset builder: ImageNet class sampling, fast decode + resize, shards and manifests."""

@@ -1,0 +1,281 @@
+"""Sub-dataset specs (seeded, content-addressed) and the streaming, resumable builder.
+
+A spec says which classes and images a sub-dataset holds and at what size; its id is the hash
+of its canonical JSON, so the same parameters always map to the same folder and a finished
+sub-dataset is reused instead of rebuilt. Building writes straight into memory-mapped
+``.npy`` files chunk by chunk (memory stays at one chunk per worker, whatever the size) and
+logs finished chunks durably, so an interrupted build resumes with the chunks it lacks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import shutil
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+from rich.progress import Progress
+
+from transfernas.data.decode import BadImage, Resize, load_file
+from transfernas.data.sources import ImageFolderSource
+from transfernas.history import AppendLog
+
+SPLITS = ("train", "val")
+
+
+class SubdatasetSpec(BaseModel):
+    """One sub-dataset: exactly which files go in, at which size."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    root: str  # the source tree, resolved: part of the id, so another tree is another dataset
+    seed: int
+    image_size: int
+    resize: Resize = "squash"
+    classes: list[str]
+    files: dict[str, list[list[str]]]  # split -> per class (``classes`` order) -> paths under root
+
+    def paths(self, split: str) -> list[str]:
+        return [str(Path(self.root) / p) for per_class in self.files[split] for p in per_class]
+
+    @property
+    def spec_id(self) -> str:
+        blob = json.dumps(self.model_dump(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+class SamplingConfig(BaseModel):
+    """``subdatasets`` parameters: how many sub-datasets, how many classes, sizes, caps."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    n_subdatasets: int = Field(3, ge=1)
+    n_classes: list[int] = Field(default_factory=lambda: [10, 20, 30], min_length=1)
+    image_sizes: list[int] = Field(default_factory=lambda: [16, 32], min_length=1)
+    train_per_class: int | None = Field(None, ge=1, description="cap; None = all images")
+    val_per_class: int | None = Field(None, ge=1, description="cap on val/ images, or the split")
+    val_fraction: float = Field(0.2, ge=0, lt=1, description="held out of train/ when no val/")
+    exclude: list[str] = Field(default_factory=list, description="wnids never sampled (targets)")
+    resize: Resize = "squash"
+    seed: int = Field(0, ge=0)
+    workers: int = Field(2, ge=1)
+    chunk_size: int = Field(256, ge=1)
+
+
+def make_specs(source: ImageFolderSource, config: SamplingConfig) -> list[SubdatasetSpec]:
+    """Seeded specs: spec k uses rng([seed, k]) for its class count, size, classes and images."""
+    pool = [c for c in source.classes if c not in set(config.exclude)]
+    specs = []
+    for k in range(config.n_subdatasets):
+        rng = np.random.default_rng([config.seed, k])
+        n = int(rng.choice(config.n_classes))
+        size = int(rng.choice(config.image_sizes))
+        if n > len(pool):
+            raise ValueError(
+                f"subdatasets.n_classes: {n} > {len(pool)} classes available in {source.root}"
+            )
+        classes = sorted(str(c) for c in rng.choice(pool, size=n, replace=False))
+        files: dict[str, list[list[str]]] = {"train": [], "val": []}
+        for wnid in classes:
+            train = [str(p.relative_to(source.root)) for p in source.files("train", wnid)]
+            if source.has_val():
+                val = [str(p.relative_to(source.root)) for p in source.files("val", wnid)]
+            else:
+                perm = rng.permutation(len(train))
+                n_val = round(config.val_fraction * len(train))
+                val, train = (
+                    [train[i] for i in sorted(perm[:n_val])],
+                    [train[i] for i in sorted(perm[n_val:])],
+                )
+            files["train"].append(_cap(train, config.train_per_class, rng))
+            files["val"].append(_cap(val, config.val_per_class, rng))
+        specs.append(
+            SubdatasetSpec(
+                root=str(source.root.resolve()),
+                seed=config.seed,
+                image_size=size,
+                resize=config.resize,
+                classes=classes,
+                files=files,
+            )
+        )
+    return specs
+
+
+def _cap(files: list[str], cap: int | None, rng: np.random.Generator) -> list[str]:
+    if cap is None or len(files) <= cap:
+        return files
+    return [files[i] for i in sorted(rng.choice(len(files), size=cap, replace=False))]
+
+
+def _decode_chunk(
+    paths: Sequence[str], size: int, resize: Resize
+) -> tuple[np.ndarray, list[str], list[str]]:
+    """Worker: decoded images (zeros where bad), file hashes ('' where bad), error messages."""
+    out = np.zeros((len(paths), size, size, 3), dtype=np.uint8)
+    hashes, errors = [], []
+    for i, path in enumerate(paths):
+        try:
+            out[i], digest = load_file(path, size, resize)
+            hashes.append(digest)
+        except (BadImage, OSError) as exc:
+            hashes.append("")
+            errors.append(str(exc))
+    return out, hashes, errors
+
+
+def build_subdataset(
+    spec: SubdatasetSpec,
+    out_root: str | Path,
+    workers: int = 2,
+    chunk_size: int = 256,
+    progress: bool = True,
+) -> Path:
+    """Build (or reuse, or resume) one sub-dataset; returns its folder ``out_root/<spec_id>``."""
+    final = Path(out_root) / spec.spec_id
+    if (final / "manifest.json").exists():
+        return final
+    work = Path(out_root) / f"{spec.spec_id}.partial"
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "spec.json").write_text(spec.model_dump_json())
+    done = AppendLog(work / "chunks.jsonl")
+    finished = {(r["split"], r["start"]): r for r in done}
+
+    with Progress(disable=not progress, transient=True) as bar, _pool(workers) as pool:
+        for split in SPLITS:
+            paths = spec.paths(split)
+            labels = np.concatenate(
+                [np.full(len(fs), c, dtype=np.int64) for c, fs in enumerate(spec.files[split])]
+                or [np.zeros(0, np.int64)]
+            )
+            np.save(work / f"{split}_labels_all.npy", labels)
+            images = _open_memmap(
+                work / f"{split}_images_all.npy", (len(paths), spec.image_size, spec.image_size, 3)
+            )
+            starts = [s for s in range(0, len(paths), chunk_size) if (split, s) not in finished]
+            task = bar.add_task(
+                f"{split} {spec.image_size}px",
+                total=len(paths),
+                completed=len(paths) - sum(min(chunk_size, len(paths) - s) for s in starts),
+            )
+            jobs = [(paths[s : s + chunk_size], spec.image_size, spec.resize) for s in starts]
+            results = (
+                pool.map(_decode_chunk_args, jobs)
+                if pool is not None
+                else map(_decode_chunk_args, jobs)
+            )
+            for start, (block, hashes, errors) in zip(starts, results, strict=True):
+                images[start : start + len(block)] = block
+                images.flush()
+                done.append([{"split": split, "start": start, "hashes": hashes, "errors": errors}])
+                finished[(split, start)] = done[len(done) - 1]
+                bar.advance(task, len(block))
+            del images
+    _finalise(spec, work, final, finished, chunk_size)
+    return final
+
+
+def _decode_chunk_args(
+    job: tuple[Sequence[str], int, Resize],
+) -> tuple[np.ndarray, list[str], list[str]]:
+    return _decode_chunk(*job)
+
+
+def _open_memmap(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    if path.exists():
+        arr = np.load(path, mmap_mode="r+")
+        if arr.shape == shape:
+            return arr
+    return np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
+
+
+def _pool(workers: int) -> ProcessPoolExecutor | nullcontext[None]:
+    """Decode in ``workers`` processes (spawned: safe beside torch), or here when 1."""
+    if workers <= 1:
+        return nullcontext(None)
+    return ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"))
+
+
+def _finalise(
+    spec: SubdatasetSpec,
+    work: Path,
+    final: Path,
+    chunks: dict[tuple[str, int], dict[str, Any]],
+    chunk_size: int,
+) -> None:
+    """Drop bad files from the arrays, write shards + manifest, then publish atomically."""
+    manifest: dict[str, Any] = {
+        "spec_id": spec.spec_id,
+        "seed": spec.seed,
+        "image_size": spec.image_size,
+        "resize": spec.resize,
+        "classes": spec.classes,
+        "splits": {},
+        "bad_files": [],
+    }
+    file_rows = []
+    for split in SPLITS:
+        paths = spec.paths(split)
+        hashes = [h for s in range(0, len(paths), chunk_size) for h in chunks[(split, s)]["hashes"]]
+        errors = [e for s in range(0, len(paths), chunk_size) for e in chunks[(split, s)]["errors"]]
+        good = np.array([h != "" for h in hashes], dtype=bool)
+        images = np.load(work / f"{split}_images_all.npy", mmap_mode="r")
+        labels = np.load(work / f"{split}_labels_all.npy")
+        out = np.lib.format.open_memmap(
+            work / f"{split}_images.npy",
+            mode="w+",
+            dtype=np.uint8,
+            shape=(int(good.sum()), *images.shape[1:]),
+        )
+        for s in range(0, len(paths), chunk_size):  # copy in chunks: bounded memory
+            keep = good[s : s + chunk_size]
+            dst = int(good[:s].sum())
+            out[dst : dst + int(keep.sum())] = images[s : s + chunk_size][keep]
+        out.flush()
+        del out, images
+        np.save(work / f"{split}_labels.npy", labels[good])
+        counts = np.bincount(labels[good], minlength=len(spec.classes)).tolist()
+        manifest["splits"][split] = {
+            "n_images": int(good.sum()),
+            "per_class": dict(zip(spec.classes, counts, strict=True)),
+            "n_bad": int((~good).sum()),
+        }
+        manifest["bad_files"] += errors
+        file_rows += [
+            {"split": split, "path": p, "label": int(lab), "sha256": h}
+            for p, lab, h in zip(paths, labels, hashes, strict=True)
+        ]
+        (work / f"{split}_images_all.npy").unlink()
+        (work / f"{split}_labels_all.npy").unlink()
+    manifest["sources_sha256"] = hashlib.sha256(
+        "".join(r["sha256"] for r in file_rows).encode()
+    ).hexdigest()
+    with open(work / "files.jsonl", "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in file_rows)
+    (work / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    (work / "chunks.jsonl").unlink()
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(work, final)
+
+
+def load_subdataset(
+    folder: str | Path, split: str = "train", mmap: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Images ``(N, H, W, 3)`` uint8 (memory-mapped by default) and int labels."""
+    folder = Path(folder)
+    return np.load(folder / f"{split}_images.npy", mmap_mode="r" if mmap else None), np.load(
+        folder / f"{split}_labels.npy"
+    )
+
+
+def iter_built(out_root: str | Path) -> Iterator[Path]:
+    yield from sorted(p.parent for p in Path(out_root).glob("*/manifest.json"))

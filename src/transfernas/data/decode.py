@@ -1,0 +1,59 @@
+"""Decode an image file straight to a small uint8 RGB array.
+
+JPEGs are decoded in the DCT domain at the smallest 1/1, 1/2, 1/4 or 1/8 scale that is still at
+least the target size (PIL ``draft``, libjpeg-turbo), so a 500 px photo becomes a 16 px image
+without ever being decoded at 500 px; an antialiased resize finishes the job. CMYK, grayscale,
+palette and PNG files (ImageNet has all of them, some PNGs named .JPEG) become RGB. Files PIL
+cannot read — zero-byte, truncated, not an image — raise ``BadImage`` naming the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+Resize = Literal["squash", "center_crop"]
+
+
+class BadImage(ValueError):
+    """An input file that is not a decodable image."""
+
+
+def decode_resized(data: bytes, size: int, resize: Resize = "squash", name: str = "") -> np.ndarray:
+    """``(size, size, 3)`` uint8 RGB from encoded bytes."""
+    try:
+        img = Image.open(io.BytesIO(data))
+        if resize == "center_crop":
+            side = min(img.size)
+            scale_ref = (size * img.size[0] // side, size * img.size[1] // side)
+        else:
+            scale_ref = (size, size)
+        img.draft("RGB", scale_ref)  # JPEG only: pick the DCT scale; no-op for other formats
+        img = img.convert("RGB")
+        if resize == "center_crop":
+            w, h = img.size
+            side = min(w, h)
+            img = img.crop(
+                ((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side)
+            )
+        img = img.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=None)
+        return np.asarray(img, dtype=np.uint8)
+    except (
+        OSError,
+        SyntaxError,
+        ValueError,
+        UnidentifiedImageError,
+        Image.DecompressionBombError,
+    ) as exc:
+        raise BadImage(f"{name or 'image'}: {exc}") from exc
+
+
+def load_file(path: str | Path, size: int, resize: Resize = "squash") -> tuple[np.ndarray, str]:
+    """Decoded image and the sha256 of the file's bytes (read once for both)."""
+    data = Path(path).read_bytes()
+    return decode_resized(data, size, resize, str(path)), hashlib.sha256(data).hexdigest()

@@ -1,0 +1,139 @@
+"""Where images come from: an ImageNet-style folder tree, or downsampled-ImageNet batches.
+
+Folder tree: ``<root>/train/<wnid>/**/*.JPEG`` (Tiny ImageNet's extra ``images/`` level is
+fine), validation either ``<root>/val/<wnid>/...`` or a flat ``<root>/val/**`` folder plus a
+label file whose lines start with ``<file name> <wnid>`` (whitespace, tab or comma separated:
+Tiny ImageNet's ``val_annotations.txt`` and Kaggle's ``LOC_val_solution.csv`` both work).
+
+Downsampled ImageNet (Chrabąszcz et al. 2017; ImageNet16-120 uses it): pickled dicts with
+uint8 ``data`` (N × 3·s·s, channel-major) and 1-based ``labels``. Pickle can run code, so these
+files are read with an unpickler that only rebuilds numpy arrays and plain containers and
+refuses anything else — never unpickle files from unknown sources with plain ``pickle``.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
+
+
+class SourceError(ValueError):
+    """A missing or malformed input: the message names the file or folder."""
+
+
+def _images_under(folder: Path) -> list[Path]:
+    return sorted(
+        p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+    )
+
+
+@dataclass
+class ImageFolderSource:
+    """An ImageNet-style tree; classes are the sub-folders of ``train/``."""
+
+    root: Path
+    label_file: str | None = None  # for a flat val/ folder
+    _cache: dict[tuple[str, str], list[Path]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root)
+        if not (self.root / "train").is_dir():
+            raise SourceError(f"{self.root / 'train'}: no such folder (expected train/<wnid>/...)")
+
+    @property
+    def classes(self) -> list[str]:
+        return sorted(p.name for p in (self.root / "train").iterdir() if p.is_dir())
+
+    def files(self, split: str, wnid: str) -> list[Path]:
+        """Image files of one class in ``train`` or ``val``; missing or empty → SourceError."""
+        key = (split, wnid)
+        if key not in self._cache:
+            self._cache[key] = self._list(split, wnid)
+        return self._cache[key]
+
+    def _list(self, split: str, wnid: str) -> list[Path]:
+        folder = self.root / split / wnid
+        if split == "val" and not folder.is_dir() and self.label_file is not None:
+            return self._flat_val().get(wnid, [])
+        if not folder.is_dir():
+            raise SourceError(f"{folder}: class folder is missing")
+        files = _images_under(folder)
+        if not files:
+            raise SourceError(f"{folder}: class folder has no images")
+        return files
+
+    def has_val(self) -> bool:
+        return (self.root / "val").is_dir()
+
+    def _flat_val(self) -> dict[str, list[Path]]:
+        if "flat" not in self._cache:
+            path = self.root / "val" / self.label_file if self.label_file else None
+            if path is None or not path.is_file():
+                raise SourceError(f"{path}: validation label file is missing")
+            by_name = {p.name: p for p in _images_under(self.root / "val")}
+            labels: dict[str, list[Path]] = {}
+            for n, line in enumerate(path.read_text().splitlines(), start=1):
+                parts = re.split(r"[\s,]+", line.strip())
+                if len(parts) < 2 or parts[0].lower() in {"imageid", "file"}:
+                    continue
+                name = parts[0] if Path(parts[0]).suffix else parts[0] + ".JPEG"
+                if name not in by_name:
+                    raise SourceError(f"{path}:{n}: image {name!r} is not in {self.root / 'val'}")
+                labels.setdefault(parts[1], []).append(by_name[name])
+            self._cache["flat"] = {k: sorted(v) for k, v in labels.items()}  # type: ignore[assignment]
+        return self._cache["flat"]  # type: ignore[return-value]
+
+
+class _ArrayOnlyUnpickler(pickle.Unpickler):
+    """Rebuilds numpy arrays and builtin containers; any other global is refused."""
+
+    ALLOWED: ClassVar[set[tuple[str, str]]] = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("builtins", "list"),
+        ("builtins", "dict"),
+        ("builtins", "tuple"),
+        ("_codecs", "encode"),  # protocol-2 pickles store bytes through it
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(
+            f"refusing to load {module}.{name}: only numpy arrays are allowed"
+        )
+
+
+def load_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """One downsampled-ImageNet batch → images ``(N, s, s, 3)`` uint8 and 0-based labels."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            batch = _ArrayOnlyUnpickler(f).load()
+        data = np.asarray(batch["data"], dtype=np.uint8)
+        labels = np.asarray(batch["labels"], dtype=np.int64) - 1
+    except (pickle.UnpicklingError, KeyError, TypeError, ValueError, EOFError) as exc:
+        raise SourceError(f"{path}: not a downsampled-ImageNet batch ({exc})") from exc
+    side = round((data.shape[1] / 3) ** 0.5) if data.ndim == 2 else 0
+    if side == 0 or 3 * side * side != data.shape[1] or len(labels) != len(data):
+        raise SourceError(f"{path}: data must be N × 3·s·s with N labels, got {data.shape}")
+    return data.reshape(-1, 3, side, side).transpose(0, 2, 3, 1), labels
+
+
+def write_batch(path: str | Path, images: np.ndarray, labels: np.ndarray) -> None:
+    """Write the downsampled-ImageNet format (for tests and for converting our own data)."""
+    images = np.asarray(images, dtype=np.uint8)
+    data = images.transpose(0, 3, 1, 2).reshape(len(images), -1)
+    with open(path, "wb") as f:
+        pickle.dump({"data": data, "labels": [int(x) + 1 for x in labels]}, f, protocol=4)

@@ -1,0 +1,216 @@
+"""Sub-dataset builder: determinism, bad files, errors naming files, pickle format, resume, memory."""
+
+import io
+import json
+import pickle
+import shutil
+import tracemalloc
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import transfernas.data.build as build_mod
+from transfernas.data.build import SamplingConfig, build_subdataset, load_subdataset, make_specs
+from transfernas.data.decode import BadImage, decode_resized
+from transfernas.data.sources import ImageFolderSource, SourceError, load_batch, write_batch
+
+from .conftest import ROOT
+
+SAMPLE = ROOT / "data" / "01_raw" / "imagenet_sample"
+
+
+def _tree(tmp_path, n_classes=4, per_class=6):
+    """A small tree of real images (copied from the shipped sample), train/ + val/."""
+    root = tmp_path / "tree"
+    for wnid in sorted(p.name for p in (SAMPLE / "train").iterdir())[:n_classes]:
+        for split, k in (("train", per_class), ("val", 2)):
+            (root / split / wnid).mkdir(parents=True)
+            for f in sorted((SAMPLE / split / wnid).iterdir())[:k]:
+                shutil.copy(f, root / split / wnid / f.name)
+    return root
+
+
+def _jpeg_bytes(mode: str, fmt: str = "JPEG") -> bytes:
+    img = Image.open(next((SAMPLE / "train").rglob("*.JPEG"))).convert(mode)
+    buf = io.BytesIO()
+    img.save(buf, fmt)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def messy_tree(tmp_path):
+    root = _tree(tmp_path)
+    folder = next((root / "train").iterdir())
+    good = (next(folder.iterdir())).read_bytes()
+    (folder / "corrupt.JPEG").write_bytes(np.random.default_rng(0).bytes(3000))
+    (folder / "truncated.JPEG").write_bytes(good[: len(good) // 3])
+    (folder / "empty.JPEG").write_bytes(b"")
+    (folder / "cmyk.JPEG").write_bytes(_jpeg_bytes("CMYK"))
+    (folder / "gray.JPEG").write_bytes(_jpeg_bytes("L"))
+    (folder / "disguised.JPEG").write_bytes(_jpeg_bytes("RGB", "PNG"))
+    return root
+
+
+def _config(**kw):
+    return SamplingConfig(
+        **({"n_subdatasets": 2, "n_classes": [3], "image_sizes": [16], "workers": 1} | kw)
+    )
+
+
+def test_bad_files_are_skipped_counted_and_named(messy_tree, tmp_path):
+    source = ImageFolderSource(messy_tree)
+    config = _config(n_subdatasets=1, n_classes=[4], chunk_size=4)
+    (spec,) = make_specs(source, config)
+    folder = build_subdataset(spec, tmp_path / "out", workers=1, chunk_size=4, progress=False)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["splits"]["train"]["n_bad"] == 3
+    assert manifest["splits"]["train"]["n_images"] == 4 * 6 + 3  # cmyk, gray, png-in-disguise kept
+    for name in ("corrupt.JPEG", "truncated.JPEG", "empty.JPEG"):
+        assert any(name in line for line in manifest["bad_files"]), name
+    images, labels = load_subdataset(folder)
+    assert images.shape == (27, 16, 16, 3) and images.dtype == np.uint8
+    assert np.bincount(labels).tolist() == list(manifest["splits"]["train"]["per_class"].values())
+    files = [json.loads(x) for x in (folder / "files.jsonl").read_text().splitlines()]
+    assert sum(1 for f in files if f["sha256"] == "") == 3
+
+
+@pytest.mark.parametrize("mode", ["CMYK", "L", "P", "RGBA"])
+def test_decode_modes_become_rgb(mode):
+    out = decode_resized(_jpeg_bytes(mode, "PNG" if mode in ("P", "RGBA") else "JPEG"), 32)
+    assert out.shape == (32, 32, 3) and out.dtype == np.uint8
+
+
+def test_decode_error_names_the_file():
+    with pytest.raises(BadImage, match=r"broken\.JPEG"):
+        decode_resized(b"not an image", 16, name="broken.JPEG")
+
+
+def test_same_seed_same_subdatasets(tmp_path):
+    source = ImageFolderSource(_tree(tmp_path))
+    a = [
+        build_subdataset(s, tmp_path / "a", workers=1, progress=False)
+        for s in make_specs(source, _config())
+    ]
+    b = [
+        build_subdataset(s, tmp_path / "b", workers=2, progress=False)
+        for s in make_specs(source, _config())
+    ]
+    assert [p.name for p in a] == [p.name for p in b]
+    for pa, pb in zip(a, b, strict=True):
+        for f in ("train_images.npy", "train_labels.npy", "val_images.npy", "manifest.json"):
+            assert (pa / f).read_bytes() == (pb / f).read_bytes()
+    other = make_specs(source, _config(seed=1))
+    assert [s.spec_id for s in other] != [p.name for p in a]
+
+
+def test_specs_respect_caps_exclusions_and_split(tmp_path):
+    root = _tree(tmp_path, n_classes=5)
+    shutil.rmtree(root / "val")
+    source = ImageFolderSource(root)
+    excluded = source.classes[0]
+    specs = make_specs(
+        source,
+        _config(
+            n_subdatasets=4, n_classes=[4], exclude=[excluded], train_per_class=3, val_fraction=0.5
+        ),
+    )
+    for spec in specs:
+        assert excluded not in spec.classes
+        assert all(len(f) == 3 for f in spec.files["train"])
+        assert all(len(f) == 3 for f in spec.files["val"])  # 6 images: half held out
+        for t, v in zip(spec.files["train"], spec.files["val"], strict=True):
+            assert not set(t) & set(v)
+
+
+def test_missing_or_empty_class_folder_is_named(tmp_path):
+    root = _tree(tmp_path)
+    source = ImageFolderSource(root)
+    with pytest.raises(SourceError, match="n00000000: class folder is missing"):
+        source.files("train", "n00000000")
+    empty = root / "train" / "n99999999"
+    empty.mkdir()
+    with pytest.raises(SourceError, match="n99999999: class folder has no images"):
+        make_specs(ImageFolderSource(root), _config(n_subdatasets=1, n_classes=[5]))
+    with pytest.raises(SourceError, match="no such folder"):
+        ImageFolderSource(tmp_path / "nowhere")
+
+
+def test_flat_val_with_label_file(tmp_path):
+    root = _tree(tmp_path)
+    flat = root / "val_flat"
+    flat.mkdir()
+    lines = []
+    for folder in (root / "val").iterdir():
+        for f in folder.iterdir():
+            shutil.copy(f, flat / f.name)
+            lines.append(f"{f.name}\t{folder.name}\t0 0 10 10")
+    shutil.rmtree(root / "val")
+    flat.rename(root / "val")
+    (root / "val" / "labels.txt").write_text("\n".join(lines) + "\n")
+    source = ImageFolderSource(root, label_file="labels.txt")
+    assert len(source.files("val", source.classes[0])) == 2
+    (root / "val" / "labels.txt").write_text("missing.JPEG n01\n")
+    with pytest.raises(SourceError, match=r"labels.txt:1: image 'missing.JPEG'"):
+        ImageFolderSource(root, label_file="labels.txt").files("val", "n01")
+
+
+def test_downsampled_batch_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(7, 16, 16, 3), dtype=np.uint8)
+    labels = rng.integers(0, 120, size=7)
+    write_batch(tmp_path / "train_data_batch_1", images, labels)
+    got_images, got_labels = load_batch(tmp_path / "train_data_batch_1")
+    assert np.array_equal(got_images, images) and np.array_equal(got_labels, labels)
+    with open(tmp_path / "train_data_batch_1", "rb") as f:
+        raw = pickle.load(f)  # the file is the standard format: 1-based labels, channel-major rows
+    assert raw["labels"][0] == labels[0] + 1 and raw["data"].shape == (7, 3 * 16 * 16)
+
+
+def test_batch_loader_refuses_code(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    (tmp_path / "evil").write_bytes(pickle.dumps({"data": Evil(), "labels": [1]}))
+    with pytest.raises(SourceError, match=r"refusing to load builtins\.print"):
+        load_batch(tmp_path / "evil")
+
+
+def test_interrupted_build_resumes_with_missing_chunks_only(tmp_path, monkeypatch):
+    source = ImageFolderSource(_tree(tmp_path))
+    (spec,) = make_specs(source, _config(n_subdatasets=1))
+    reference = build_subdataset(spec, tmp_path / "ref", workers=1, chunk_size=4, progress=False)
+    real, calls = build_mod._decode_chunk, []
+
+    def crash_on_third(*args):
+        calls.append(args)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # the process dies mid-build
+        return real(*args)
+
+    monkeypatch.setattr(build_mod, "_decode_chunk", crash_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        build_subdataset(spec, tmp_path / "out", workers=1, chunk_size=4, progress=False)
+    assert not (tmp_path / "out" / spec.spec_id).exists()  # nothing half-built is published
+    calls.clear()
+    monkeypatch.setattr(build_mod, "_decode_chunk", lambda *a: calls.append(a) or real(*a))
+    folder = build_subdataset(spec, tmp_path / "out", workers=1, chunk_size=4, progress=False)
+    n_chunks = sum(-(-len(spec.paths(s)) // 4) for s in ("train", "val"))
+    assert len(calls) == n_chunks - 2
+    for f in ("train_images.npy", "val_images.npy", "train_labels.npy"):
+        assert (folder / f).read_bytes() == (reference / f).read_bytes()
+    calls.clear()
+    build_subdataset(spec, tmp_path / "out", workers=1, chunk_size=4, progress=False)
+    assert not calls  # finished: reused, not rebuilt
+
+
+def test_224px_build_streams_to_disk(tmp_path):
+    source = ImageFolderSource(_tree(tmp_path, n_classes=4, per_class=12))
+    (spec,) = make_specs(source, _config(n_subdatasets=1, n_classes=[4], image_sizes=[224]))
+    total = sum(len(spec.paths(s)) for s in ("train", "val")) * 224 * 224 * 3
+    tracemalloc.start()
+    build_subdataset(spec, tmp_path / "out", workers=1, chunk_size=4, progress=False)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert total > 8_000_000 and peak < total / 3  # never all decoded images in memory at once
