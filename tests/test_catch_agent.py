@@ -147,3 +147,14 @@ def test_meta_training_transfers(table):
             best[name].append(max(run_search(task.space, task, agent, 25).rewards()))
     assert np.mean(best["catch-meta"]) > np.mean(best["catch-sfs"])
     assert task.optimum_reward - np.mean(best["catch-meta"]) < 0.5
+
+
+def test_meta_train_stage_never_reads_the_target(nb201_12):
+    from transfernas.searchers.catch import CatchConfig
+    from transfernas.stages import MetaTrainParams, run_meta_training
+
+    params = MetaTrainParams(n_epochs=2, n_search=8, datasets=["cifar100", "ImageNet16-120"])
+    clean, _ = run_meta_training(nb201_12, params, CatchConfig())
+    poisoned, _ = run_meta_training(_poisoned(nb201_12, "cifar10-valid"), params, CatchConfig())
+    assert _states_equal(clean["networks"], poisoned["networks"])
+    assert clean["tasks"] == ["nb201/cifar100", "nb201/ImageNet16-120"]
