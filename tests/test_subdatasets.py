@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import transfernas.data.build as build_mod
+import transfernas.data.decode as decode_mod
 from transfernas.data.build import SamplingConfig, build_subdataset, load_subdataset, make_specs
 from transfernas.data.decode import BadImage, decode_resized
 from transfernas.data.sources import ImageFolderSource, SourceError, load_batch, write_batch
@@ -181,7 +181,7 @@ def test_interrupted_build_resumes_with_missing_chunks_only(tmp_path, monkeypatc
     source = ImageFolderSource(_tree(tmp_path))
     (spec,) = make_specs(source, _config(n_subdatasets=1))
     reference = build_subdataset(spec, tmp_path / "ref", workers=1, chunk_size=4, progress=False)
-    real, calls = build_mod._decode_chunk, []
+    real, calls = decode_mod.decode_chunk, []
 
     def crash_on_third(*args):
         calls.append(args)
@@ -189,12 +189,12 @@ def test_interrupted_build_resumes_with_missing_chunks_only(tmp_path, monkeypatc
             raise KeyboardInterrupt  # the process dies mid-build
         return real(*args)
 
-    monkeypatch.setattr(build_mod, "_decode_chunk", crash_on_third)
+    monkeypatch.setattr(decode_mod, "decode_chunk", crash_on_third)
     with pytest.raises(KeyboardInterrupt):
         build_subdataset(spec, tmp_path / "out", workers=1, chunk_size=4, progress=False)
     assert not (tmp_path / "out" / spec.spec_id).exists()  # nothing half-built is published
     calls.clear()
-    monkeypatch.setattr(build_mod, "_decode_chunk", lambda *a: calls.append(a) or real(*a))
+    monkeypatch.setattr(decode_mod, "decode_chunk", lambda *a: calls.append(a) or real(*a))
     folder = build_subdataset(spec, tmp_path / "out", workers=1, chunk_size=4, progress=False)
     n_chunks = sum(-(-len(spec.paths(s)) // 4) for s in ("train", "val"))
     assert len(calls) == n_chunks - 2

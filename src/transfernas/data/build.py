@@ -14,7 +14,7 @@ import json
 import multiprocessing as mp
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
 from pathlib import Path
@@ -24,7 +24,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from rich.progress import Progress
 
-from transfernas.data.decode import BadImage, Resize, load_file
+from transfernas.data import decode
+from transfernas.data.decode import Resize
 from transfernas.data.sources import ImageFolderSource
 from transfernas.history import AppendLog
 
@@ -116,22 +117,6 @@ def _cap(files: list[str], cap: int | None, rng: np.random.Generator) -> list[st
     return [files[i] for i in sorted(rng.choice(len(files), size=cap, replace=False))]
 
 
-def _decode_chunk(
-    paths: Sequence[str], size: int, resize: Resize
-) -> tuple[np.ndarray, list[str], list[str]]:
-    """Worker: decoded images (zeros where bad), file hashes ('' where bad), error messages."""
-    out = np.zeros((len(paths), size, size, 3), dtype=np.uint8)
-    hashes, errors = [], []
-    for i, path in enumerate(paths):
-        try:
-            out[i], digest = load_file(path, size, resize)
-            hashes.append(digest)
-        except (BadImage, OSError) as exc:
-            hashes.append("")
-            errors.append(str(exc))
-    return out, hashes, errors
-
-
 def build_subdataset(
     spec: SubdatasetSpec,
     out_root: str | Path,
@@ -167,11 +152,7 @@ def build_subdataset(
                 completed=len(paths) - sum(min(chunk_size, len(paths) - s) for s in starts),
             )
             jobs = [(paths[s : s + chunk_size], spec.image_size, spec.resize) for s in starts]
-            results = (
-                pool.map(_decode_chunk_args, jobs)
-                if pool is not None
-                else map(_decode_chunk_args, jobs)
-            )
+            results = (pool.map if pool is not None else map)(decode.decode_chunk, jobs)
             for start, (block, hashes, errors) in zip(starts, results, strict=True):
                 images[start : start + len(block)] = block
                 images.flush()
@@ -181,12 +162,6 @@ def build_subdataset(
             del images
     _finalise(spec, work, final, finished, chunk_size)
     return final
-
-
-def _decode_chunk_args(
-    job: tuple[Sequence[str], int, Resize],
-) -> tuple[np.ndarray, list[str], list[str]]:
-    return _decode_chunk(*job)
 
 
 def _open_memmap(path: Path, shape: tuple[int, ...]) -> np.ndarray:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -57,3 +58,21 @@ def load_file(path: str | Path, size: int, resize: Resize = "squash") -> tuple[n
     """Decoded image and the sha256 of the file's bytes (read once for both)."""
     data = Path(path).read_bytes()
     return decode_resized(data, size, resize, str(path)), hashlib.sha256(data).hexdigest()
+
+
+def decode_chunk(job: tuple[Sequence[str], int, Resize]) -> tuple[np.ndarray, list[str], list[str]]:
+    """Worker entry point: decoded images (zeros where bad), sha256s ('' where bad), errors.
+
+    Lives here, not beside the builder, so a spawned worker imports only numpy and PIL.
+    """
+    paths, size, resize = job
+    out = np.zeros((len(paths), size, size, 3), dtype=np.uint8)
+    hashes, errors = [], []
+    for i, path in enumerate(paths):
+        try:
+            out[i], digest = load_file(path, size, resize)
+            hashes.append(digest)
+        except (BadImage, OSError) as exc:
+            hashes.append("")
+            errors.append(str(exc))
+    return out, hashes, errors
