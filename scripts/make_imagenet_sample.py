@@ -36,28 +36,34 @@ def main() -> None:
         raise SystemExit(f"{archive}: checksum differs from the published one")
     with tarfile.open(archive) as tar:
         members = {m.name: m for m in tar.getmembers() if m.isfile()}
-        wnids = tar.extractfile(members[f"{TOP}/wnids.txt"]).read().decode().split()
+
+        def text(name: str) -> str:
+            return tar.extractfile(members[f"{TOP}/{name}"]).read().decode()
+
+        wnids = text("wnids.txt").split()
         chosen = sorted(random.Random(args.seed).sample(sorted(wnids), args.classes))
         train = defaultdict(list)
         for name in members:
             parts = name.split("/")
-            if len(parts) == 5 and parts[1] == "train" and parts[2] in chosen and name.endswith(".JPEG"):
+            is_image = len(parts) == 5 and parts[1] == "train" and name.endswith(".JPEG")
+            if is_image and parts[2] in chosen:
                 train[parts[2]].append(name)
         val = defaultdict(list)
-        for line in tar.extractfile(members[f"{TOP}/val/val_annotations.txt"]).read().decode().splitlines():
+        for line in text("val/val_annotations.txt").splitlines():
             file, wnid = line.split("\t")[:2]
             if wnid in chosen:
                 val[wnid].append(f"{TOP}/val/images/{file}")
         for wnid in chosen:
             rng = random.Random(wnid)
-            for split, names, k in (("train", train[wnid], args.train), ("val", val[wnid], args.val)):
+            picks = (("train", train[wnid], args.train), ("val", val[wnid], args.val))
+            for split, names, k in picks:
                 for name in rng.sample(sorted(names), k):
                     dst = args.out / split / wnid / Path(name).name
                     dst.parent.mkdir(parents=True, exist_ok=True)
                     dst.write_bytes(tar.extractfile(members[name]).read())
-        words = tar.extractfile(members[f"{TOP}/words.txt"]).read().decode().splitlines()
+        words = [w for w in text("words.txt").splitlines() if w.split("\t")[0] in chosen]
         (args.out / "wnids.txt").write_text("\n".join(chosen) + "\n")
-        (args.out / "words.txt").write_text("\n".join(w for w in words if w.split("\t")[0] in chosen) + "\n")
+        (args.out / "words.txt").write_text("\n".join(words) + "\n")
     print(f"{args.classes} classes × ({args.train} train + {args.val} val) → {args.out}")
 
 
