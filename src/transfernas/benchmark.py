@@ -278,10 +278,10 @@ def summarize(
     reference: str | None = None,
 ) -> pd.DataFrame:
     """The results table; with ``reference``, one-sided Mann–Whitney p-values against it."""
-    results = _summary(evals, table, test200, n_resamples=n_resamples, seed=seed)
+    best = best_of_trials(evals)
+    results = _summary(evals, best, table, test200, n_resamples=n_resamples, seed=seed)
     if reference is None or reference not in set(evals["method"]):
         return results
-    best = best_of_trials(evals)
     pvalues = []
     for row in results.itertuples():
         ours = best[(best.dataset == row.dataset) & (best.method == reference)]["reward"]
@@ -295,14 +295,14 @@ def summarize(
 
 def _summary(
     evals: pd.DataFrame,
+    best: pd.DataFrame,
     table: NB201Table,
     test200: pd.DataFrame,
     *,
-    n_resamples: int = 2000,
-    seed: int = 0,
+    n_resamples: int,
+    seed: int,
 ) -> pd.DataFrame:
     """One row per (dataset, method): hit rates, regret with 95% CIs, 200-epoch accuracy."""
-    best = best_of_trials(evals)
     evals_per_trial = (
         evals.groupby(["dataset", "method", "trial"]).size().groupby(["dataset", "method"]).max()
     )
