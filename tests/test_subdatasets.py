@@ -214,3 +214,49 @@ def test_224px_build_streams_to_disk(tmp_path):
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert total > 8_000_000 and peak < total / 3  # never all decoded images in memory at once
+
+
+def _batches(tmp_path, n_classes=5, per_batch=40, size=16):
+    rng = np.random.default_rng(1)
+    root = tmp_path / "imagenet16"
+    root.mkdir()
+    for name in ("train_data_batch_1", "train_data_batch_2", "val_data"):
+        images = rng.integers(0, 256, size=(per_batch, size, size, 3), dtype=np.uint8)
+        write_batch(root / name, images, rng.integers(0, n_classes, size=per_batch))
+    return root
+
+
+def test_subdatasets_from_downsampled_batches(tmp_path):
+    from transfernas.data.sources import DownsampledSource
+
+    root = _batches(tmp_path)
+    source = DownsampledSource(root)
+    assert source.classes == ["0001", "0002", "0003", "0004", "0005"] and source.has_val()
+    (spec,) = make_specs(source, _config(n_subdatasets=1, n_classes=[3], image_sizes=[16]))
+    folder = build_subdataset(spec, tmp_path / "out", workers=2, chunk_size=8, progress=False)
+    images, labels = load_subdataset(folder)
+    expected = []
+    for name in ("train_data_batch_1", "train_data_batch_2"):
+        batch_images, batch_labels = load_batch(root / name)
+        for row, lab in enumerate(batch_labels):
+            if f"{lab + 1:04d}" in spec.classes:
+                expected.append((batch_images[row], spec.classes.index(f"{lab + 1:04d}")))
+    assert len(images) == len(expected)
+    assert np.array_equal(images, np.stack([e[0] for e in expected]))  # same size: pixels as stored
+    assert labels.tolist() == [e[1] for e in expected]
+    (spec32,) = make_specs(source, _config(n_subdatasets=1, n_classes=[3], image_sizes=[32]))
+    images32, _ = load_subdataset(
+        build_subdataset(spec32, tmp_path / "out", workers=1, progress=False)
+    )
+    assert images32.shape[1:] == (32, 32, 3)
+
+
+def test_malformed_batch_stops_with_its_name(tmp_path):
+    from transfernas.data.sources import DownsampledSource
+
+    root = _batches(tmp_path)
+    (root / "train_data_batch_2").write_bytes(
+        pickle.dumps({"data": np.zeros((3, 10), np.uint8), "labels": [1, 2, 3]})
+    )
+    with pytest.raises(SourceError, match="train_data_batch_2: data must be N × 3·s·s"):
+        _ = DownsampledSource(root).classes

@@ -26,7 +26,7 @@ from rich.progress import Progress
 
 from transfernas.data import decode
 from transfernas.data.decode import Resize
-from transfernas.data.sources import ImageFolderSource
+from transfernas.data.sources import DownsampledSource, ImageFolderSource
 from transfernas.history import AppendLog
 
 SPLITS = ("train", "val")
@@ -71,7 +71,9 @@ class SamplingConfig(BaseModel):
     chunk_size: int = Field(256, ge=1)
 
 
-def make_specs(source: ImageFolderSource, config: SamplingConfig) -> list[SubdatasetSpec]:
+def make_specs(
+    source: ImageFolderSource | DownsampledSource, config: SamplingConfig
+) -> list[SubdatasetSpec]:
     """Seeded specs: spec k uses rng([seed, k]) for its class count, size, classes and images."""
     pool = [c for c in source.classes if c not in set(config.exclude)]
     specs = []
@@ -136,11 +138,7 @@ def build_subdataset(
 
     with Progress(disable=not progress, transient=True) as bar, _pool(workers) as pool:
         for split in SPLITS:
-            paths = spec.paths(split)
-            labels = np.concatenate(
-                [np.full(len(fs), c, dtype=np.int64) for c, fs in enumerate(spec.files[split])]
-                or [np.zeros(0, np.int64)]
-            )
+            paths, labels = _ordered(spec, split)
             np.save(work / f"{split}_labels_all.npy", labels)
             images = _open_memmap(
                 work / f"{split}_images_all.npy", (len(paths), spec.image_size, spec.image_size, 3)
@@ -156,12 +154,22 @@ def build_subdataset(
             for start, (block, hashes, errors) in zip(starts, results, strict=True):
                 images[start : start + len(block)] = block
                 images.flush()
-                done.append([{"split": split, "start": start, "hashes": hashes, "errors": errors}])
-                finished[(split, start)] = done[len(done) - 1]
+                record = {"split": split, "start": start, "hashes": hashes, "errors": errors}
+                done.append([record])
+                finished[(split, start)] = record
                 bar.advance(task, len(block))
             del images
     _finalise(spec, work, final, finished, chunk_size)
     return final
+
+
+def _ordered(spec: SubdatasetSpec, split: str) -> tuple[list[str], np.ndarray]:
+    """A split's files and labels in path order: class folders stay together, and items of a
+    downsampled batch are contiguous, so each worker loads each batch about once."""
+    paths = spec.paths(split)
+    labels = np.repeat(np.arange(len(spec.classes)), [len(f) for f in spec.files[split]])
+    order = sorted(range(len(paths)), key=paths.__getitem__)
+    return [paths[i] for i in order], labels[order].astype(np.int64)
 
 
 def _open_memmap(path: Path, shape: tuple[int, ...]) -> np.ndarray:
@@ -198,7 +206,7 @@ def _finalise(
     }
     file_rows = []
     for split in SPLITS:
-        paths = spec.paths(split)
+        paths, _ = _ordered(spec, split)
         hashes = [h for s in range(0, len(paths), chunk_size) for h in chunks[(split, s)]["hashes"]]
         errors = [e for s in range(0, len(paths), chunk_size) for e in chunks[(split, s)]["errors"]]
         good = np.array([h != "" for h in hashes], dtype=bool)

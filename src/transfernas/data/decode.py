@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -60,17 +61,40 @@ def load_file(path: str | Path, size: int, resize: Resize = "squash") -> tuple[n
     return decode_resized(data, size, resize, str(path)), hashlib.sha256(data).hexdigest()
 
 
+@lru_cache(maxsize=1)
+def _batch(path: str) -> np.ndarray:
+    """The images of one downsampled-ImageNet batch; one batch per process stays cached."""
+    from transfernas.data.sources import load_batch
+
+    return load_batch(path)[0]
+
+
+def load_batch_item(item: str, size: int) -> tuple[np.ndarray, str]:
+    """``<batch file>#<row>`` → the image resized to ``size`` and the sha256 of its pixels."""
+    path, row = item.rsplit("#", 1)
+    image = _batch(path)[int(row)]
+    digest = hashlib.sha256(image.tobytes()).hexdigest()
+    if image.shape[0] != size:
+        image = np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BICUBIC))
+    return image, digest
+
+
 def decode_chunk(job: tuple[Sequence[str], int, Resize]) -> tuple[np.ndarray, list[str], list[str]]:
     """Worker entry point: decoded images (zeros where bad), sha256s ('' where bad), errors.
 
     Lives here, not beside the builder, so a spawned worker imports only numpy and PIL.
+    Items ``<batch>#<row>`` come from downsampled-ImageNet batches; a malformed batch stops
+    the build (``SourceError`` names it) rather than being skipped image by image.
     """
     paths, size, resize = job
     out = np.zeros((len(paths), size, size, 3), dtype=np.uint8)
     hashes, errors = [], []
     for i, path in enumerate(paths):
         try:
-            out[i], digest = load_file(path, size, resize)
+            if "#" in Path(path).name:
+                out[i], digest = load_batch_item(path, size)
+            else:
+                out[i], digest = load_file(path, size, resize)
             hashes.append(digest)
         except (BadImage, OSError) as exc:
             hashes.append("")

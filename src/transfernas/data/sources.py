@@ -137,3 +137,48 @@ def write_batch(path: str | Path, images: np.ndarray, labels: np.ndarray) -> Non
     data = images.transpose(0, 3, 1, 2).reshape(len(images), -1)
     with open(path, "wb") as f:
         pickle.dump({"data": data, "labels": [int(x) + 1 for x in labels]}, f, protocol=4)
+
+
+@dataclass
+class DownsampledSource:
+    """Downsampled-ImageNet batches in a folder, seen like a tree: classes are 1-based label
+    ids (``'0001'`` ... as the batches number them), "files" are ``<batch>#<row>`` items."""
+
+    root: Path
+    train_glob: str = "train_data_batch_*"
+    val_glob: str = "val_data*"
+    _labels: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root)
+        if not self._batches("train"):
+            raise SourceError(
+                f"{self.root}: no downsampled-ImageNet batches matching {self.train_glob!r}"
+            )
+
+    def _batches(self, split: str) -> list[Path]:
+        return sorted(self.root.glob(self.train_glob if split == "train" else self.val_glob))
+
+    def _labels_of(self, batch: Path) -> np.ndarray:
+        if batch.name not in self._labels:  # loads one batch at a time; keeps only its labels
+            self._labels[batch.name] = load_batch(batch)[1]
+        return self._labels[batch.name]
+
+    @property
+    def classes(self) -> list[str]:
+        labels = np.unique(np.concatenate([self._labels_of(b) for b in self._batches("train")]))
+        return [f"{label + 1:04d}" for label in labels]
+
+    def has_val(self) -> bool:
+        return bool(self._batches("val"))
+
+    def files(self, split: str, cls: str) -> list[Path]:
+        label = int(cls) - 1
+        items = [
+            self.root / f"{b.name}#{row:07d}"
+            for b in self._batches(split)
+            for row in np.flatnonzero(self._labels_of(b) == label)
+        ]
+        if not items:
+            raise SourceError(f"{self.root}: class {cls} has no images in the {split} batches")
+        return items

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from kedro.io import AbstractDataset
 
-from transfernas.data.sources import ImageFolderSource
+from transfernas.data.sources import DownsampledSource, ImageFolderSource
 from transfernas.search import save_checkpoint
 
 
@@ -55,3 +55,30 @@ class ImageTreeDataset(AbstractDataset[ImageFolderSource, None]):
 
     def _describe(self) -> dict[str, Any]:
         return {"path": self._path, "label_file": self._label_file}
+
+
+class DownsampledImageNetDataset(AbstractDataset[DownsampledSource, None]):
+    """Read-only: a folder of downsampled-ImageNet batches (Imagenet16/32/64 format)."""
+
+    def __init__(
+        self,
+        *,
+        path: str,
+        train_glob: str = "train_data_batch_*",
+        val_glob: str = "val_data*",
+        metadata: dict[str, Any] | None = None,
+    ):
+        self._path, self._train_glob, self._val_glob = path, train_glob, val_glob
+        self.metadata = metadata
+
+    def load(self) -> DownsampledSource:
+        return DownsampledSource(Path(self._path), self._train_glob, self._val_glob)
+
+    def save(self, data: None) -> None:
+        raise NotImplementedError("DownsampledImageNetDataset is read-only")
+
+    def _exists(self) -> bool:
+        return any(Path(self._path).glob(self._train_glob))
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": self._path, "train_glob": self._train_glob, "val_glob": self._val_glob}

@@ -10,7 +10,7 @@ from matplotlib.figure import Figure
 
 from transfernas.config import validate_params
 from transfernas.data.build import SamplingConfig, build_subdataset, load_subdataset, make_specs
-from transfernas.data.sources import ImageFolderSource
+from transfernas.data.sources import DownsampledSource, ImageFolderSource
 from transfernas.plots import contact_sheet
 
 
@@ -19,7 +19,7 @@ class SubdatasetParams(SamplingConfig):
 
 
 def build_subdatasets(
-    source: ImageFolderSource, params: dict[str, Any]
+    source: ImageFolderSource | DownsampledSource, params: dict[str, Any]
 ) -> tuple[list[dict[str, Any]], Figure]:
     """Build every spec; returns the manifests (with folders) and a contact sheet of the first."""
     config = validate_params(SubdatasetParams, params, "subdatasets")
