@@ -260,3 +260,17 @@ def test_malformed_batch_stops_with_its_name(tmp_path):
     )
     with pytest.raises(SourceError, match="train_data_batch_2: data must be N × 3·s·s"):
         _ = DownsampledSource(root).classes
+
+
+def test_folder_to_batches_round_trip(tmp_path):
+    from transfernas.data.build import folder_to_batches
+    from transfernas.data.sources import DownsampledSource
+
+    tree = ImageFolderSource(_tree(tmp_path, n_classes=3, per_class=4))
+    folder_to_batches(tree, tmp_path / "batches", size=16)
+    batches = DownsampledSource(tmp_path / "batches")
+    assert batches.classes == ["0001", "0002", "0003"]
+    images, labels = load_batch(tmp_path / "batches" / "train_data_batch_1")
+    assert images.shape == (12, 16, 16, 3) and np.bincount(labels).tolist() == [4, 4, 4]
+    first = decode_resized((tree.files("train", tree.classes[0])[0]).read_bytes(), 16)
+    assert np.array_equal(images[0], first)

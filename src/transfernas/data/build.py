@@ -26,7 +26,7 @@ from rich.progress import Progress
 
 from transfernas.data import decode
 from transfernas.data.decode import Resize
-from transfernas.data.sources import DownsampledSource, ImageFolderSource
+from transfernas.data.sources import DownsampledSource, ImageFolderSource, write_batch
 from transfernas.history import AppendLog
 
 SPLITS = ("train", "val")
@@ -262,3 +262,27 @@ def load_subdataset(
 
 def iter_built(out_root: str | Path) -> Iterator[Path]:
     yield from sorted(p.parent for p in Path(out_root).glob("*/manifest.json"))
+
+
+def folder_to_batches(source: ImageFolderSource, out_dir: str | Path, size: int) -> list[Path]:
+    """Write a tree as downsampled-ImageNet batches (``train_data_batch_1``, ``val_data``).
+
+    Labels are 1-based positions in ``source.classes``. For tests and small conversions: the
+    whole split is decoded in memory.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for split, name in (("train", "train_data_batch_1"), ("val", "val_data")):
+        if split == "val" and not source.has_val():
+            continue
+        per_class = [[str(p) for p in source.files(split, c)] for c in source.classes]
+        images, _, errors = decode.decode_chunk(
+            ([p for ps in per_class for p in ps], size, "squash")
+        )
+        if errors:
+            raise ValueError(f"cannot convert {source.root}: {errors[0]}")
+        labels = np.repeat(np.arange(len(per_class)), [len(ps) for ps in per_class])
+        write_batch(out_dir / name, images, labels)
+        written.append(out_dir / name)
+    return written
