@@ -158,3 +158,9 @@ def test_meta_train_stage_never_reads_the_target(nb201_12):
     poisoned, _ = run_meta_training(_poisoned(nb201_12, "cifar10-valid"), params, CatchConfig())
     assert _states_equal(clean["networks"], poisoned["networks"])
     assert clean["tasks"] == ["nb201/cifar100", "nb201/ImageNet16-120"]
+
+
+def test_meta_train_refuses_a_searcher_that_cannot_be_meta_trained(table):
+    task = TabularTask(table, "cifar100")
+    with pytest.raises(TypeError, match="'rea' is not a meta-learner"):
+        meta_train(task.space, make_searcher("rea", task.space, None, 0), [task], 1, 5)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -40,7 +40,10 @@ class MetaTrainingConfig(BaseModel):
     mixtures: int = Field(0, ge=0, description="augmentation: mixed tables added to the pool")
 
 
+@runtime_checkable
 class MetaLearner(Protocol):
+    """What a searcher adds to be meta-trained and adapted (CATCH, and later L2NAS, ...)."""
+
     def begin_task(self) -> None: ...
 
     def task_stats(self) -> dict[str, float]: ...
@@ -67,8 +70,8 @@ def meta_train(
     progress: bool = False,
 ) -> list[dict[str, Any]]:
     """Meta-train ``searcher`` in place; returns one stats dict per meta-epoch."""
-    if not hasattr(searcher, "begin_task"):
-        raise TypeError(f"searcher {searcher.name!r} is not a meta-learner (no begin_task)")
+    if not isinstance(searcher, MetaLearner):
+        raise TypeError(f"searcher {searcher.name!r} is not a meta-learner (see MetaLearner)")
     schedule = task_schedule(len(tasks), n_epochs, searcher.seed)
     workdir = Path(workdir) if workdir is not None else None
     identity = {"searcher": searcher.name, "seed": searcher.seed, "tasks": [t.name for t in tasks]}

@@ -14,7 +14,6 @@ import json
 import multiprocessing as mp
 import os
 import shutil
-from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
 from pathlib import Path
@@ -258,10 +257,6 @@ def load_subdataset(
     return np.load(folder / f"{split}_images.npy", mmap_mode="r" if mmap else None), np.load(
         folder / f"{split}_labels.npy"
     )
-
-
-def iter_built(out_root: str | Path) -> Iterator[Path]:
-    yield from sorted(p.parent for p in Path(out_root).glob("*/manifest.json"))
 
 
 def folder_to_batches(source: ImageFolderSource, out_dir: str | Path, size: int) -> list[Path]:
