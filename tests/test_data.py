@@ -62,3 +62,17 @@ def test_tabular_reward_is_12epoch_validation(table, nb201_12):
 def test_unknown_dataset_names_allowed(table):
     with pytest.raises(ValueError, match="cifar10-valid, cifar100, ImageNet16-120"):
         TabularTask(table, "cifar10")
+
+
+def test_mixture_tasks_interpolate_standardised_tables(table):
+    from transfernas.tasks.tabular import meta_tasks, mixture_task
+
+    a, b = TabularTask(table, "cifar100"), TabularTask(table, "ImageNet16-120")
+    mix = mixture_task(table, "cifar100", "ImageNet16-120", 0.25)
+    za = (a.val - a.val.mean()) / a.val.std()
+    zb = (b.val - b.val.mean()) / b.val.std()
+    assert np.allclose(mix.val, 0.25 * za + 0.75 * zb)
+    pool = meta_tasks(table.without("cifar10-valid"), mixtures=3, seed=1)
+    assert [t.name for t in pool[:2]] == ["nb201/cifar100", "nb201/ImageNet16-120"]
+    assert len(pool) == 5 and all(t.name.startswith("nb201/mix(") for t in pool[2:])
+    assert [t.name for t in meta_tasks(table.without("cifar10-valid"), 3, 1)] == [t.name for t in pool]
