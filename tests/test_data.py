@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from transfernas.spaces.nb201 import N_ARCHS
@@ -11,10 +12,10 @@ from transfernas.tasks.tabular import NB201Table, TabularTask, table_checksum
 from .conftest import NB201_DIR
 
 
-@pytest.mark.parametrize("name", ["nb201_12epoch", "nb201_200epoch"])
-def test_shipped_tables_match_manifest(name, nb201_12, nb201_200):
+@pytest.mark.parametrize("name", ["nb201_12epoch", "nb201_200epoch", "nb201_latency"])
+def test_shipped_tables_match_manifest(name):
     manifest = json.loads((NB201_DIR / "MANIFEST.json").read_text())[f"{name}.parquet"]
-    df = nb201_12 if name == "nb201_12epoch" else nb201_200
+    df = pd.read_parquet(NB201_DIR / f"{name}.parquet")
     assert len(df) == manifest["rows"] == N_ARCHS
     assert table_checksum(df) == manifest["content_sha256"]
 
@@ -75,4 +76,6 @@ def test_mixture_tasks_interpolate_standardised_tables(table):
     pool = meta_tasks(table.without("cifar10-valid"), mixtures=3, seed=1)
     assert [t.name for t in pool[:2]] == ["nb201/cifar100", "nb201/ImageNet16-120"]
     assert len(pool) == 5 and all(t.name.startswith("nb201/mix(") for t in pool[2:])
-    assert [t.name for t in meta_tasks(table.without("cifar10-valid"), 3, 1)] == [t.name for t in pool]
+    assert [t.name for t in meta_tasks(table.without("cifar10-valid"), 3, 1)] == [
+        t.name for t in pool
+    ]

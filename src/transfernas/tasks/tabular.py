@@ -19,6 +19,7 @@ import pandas as pd
 
 from transfernas.spaces.nb201 import N_ARCHS, NB201Space
 from transfernas.tasks.base import Evaluation
+from transfernas.tasks.reward import PAPER_W, latency_reward
 
 NB201Dataset = Literal["cifar10-valid", "cifar100", "ImageNet16-120"]
 DATASETS: tuple[str, ...] = get_args(NB201Dataset)
@@ -107,16 +108,25 @@ class NB201Table:
 
 
 class LookupTask:
-    """Reward = a precomputed value per NB201 cell; evaluation is an array lookup."""
+    """Reward = a precomputed value per NB201 cell; evaluation is an array lookup.
+
+    ``extra`` holds more per-cell report-only metrics (e.g. latency), by NB201 index.
+    """
 
     def __init__(
-        self, name: str, table: NB201Table, reward: np.ndarray, test: np.ndarray | None = None
+        self,
+        name: str,
+        table: NB201Table,
+        reward: np.ndarray,
+        test: np.ndarray | None = None,
+        extra: dict[str, np.ndarray] | None = None,
     ):
         self.name = name
         self.space = NB201Space()
         self.table = table
         self.val = np.asarray(reward, dtype=np.float64)
         self.test = self.val if test is None else np.asarray(test, dtype=np.float64)
+        self.extra = extra or {}
         # rank 0 = best reward; ties broken by NB201 index (stable sort)
         order = np.argsort(-self.val, kind="stable")
         self.rank = np.empty(N_ARCHS, dtype=np.int64)
@@ -133,7 +143,8 @@ class LookupTask:
     def evaluate(self, actions: Sequence[int]) -> Evaluation:
         start = time.perf_counter()
         i = self.index(actions)
-        metrics = {"arch_index": i, "val_acc": float(self.val[i]), "test_acc": float(self.test[i])}
+        metrics = {"arch_index": i, "test_acc": float(self.test[i])}
+        metrics |= {k: float(v[i]) for k, v in self.extra.items()}
         return Evaluation(float(self.val[i]), metrics, time.perf_counter() - start)
 
 
@@ -146,7 +157,8 @@ class TabularTask(LookupTask):
         val_col, test_col = COLUMNS_12[dataset]
         if val_col not in table.columns:
             raise KeyError(f"NB201 dataset {dataset!r} is not in this table (held out?)")
-        super().__init__(f"nb201/{dataset}", table, table.columns[val_col], table.columns[test_col])
+        val = table.columns[val_col]
+        super().__init__(f"nb201/{dataset}", table, val, table.columns[test_col], {"val_acc": val})
         self.dataset = dataset
 
 
@@ -169,3 +181,28 @@ def meta_tasks(table: NB201Table, mixtures: int, seed: int) -> list[LookupTask]:
         a, b = rng.choice(table.datasets, size=2, replace=False)
         tasks.append(mixture_task(table, str(a), str(b), float(rng.uniform(0.2, 0.8))))
     return tasks
+
+
+def hardware_aware_task(
+    table: NB201Table,
+    dataset: str,
+    latency: pd.DataFrame,
+    device: str,
+    target_ms: float,
+    w: float = PAPER_W,
+) -> LookupTask:
+    """Reward = 12-epoch validation accuracy · (latency on ``device`` / target)^w.
+
+    ``latency`` is the shipped measured-latency table (``nb201_latency.parquet``: one column per
+    device, ms, same row order as the accuracy table): hardware-aware search without measuring.
+    """
+    devices = [c for c in latency.columns if c not in ("arch_index", "arch_str")]
+    if device not in devices:
+        raise ValueError(f"unknown latency device {device!r}; allowed: {', '.join(devices)}")
+    _check_frame(latency, [device], "NB201 latency table")
+    base = TabularTask(table, dataset)
+    lat = latency[device].to_numpy(dtype=np.float64)
+    reward = latency_reward(base.val, lat, target_ms, w)
+    extra = {"val_acc": base.val, "latency_ms": lat}
+    name = f"nb201/{dataset}@{device}<{target_ms:g}ms"
+    return LookupTask(name, table, reward, base.test, extra)
