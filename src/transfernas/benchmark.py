@@ -20,15 +20,15 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from rich.progress import Progress
 from scipy import stats
 
-from transfernas.config import SearcherSettings, check_searcher_name, searcher_config
+from transfernas.config import SearcherName, SearcherSettings, searcher_config
 from transfernas.history import AppendLog
 from transfernas.meta import MetaTrainingConfig, meta_train
 from transfernas.search import load_checkpoint, run_search, save_checkpoint
@@ -42,7 +42,6 @@ from transfernas.tasks.tabular import (
     meta_tasks,
 )
 
-SearcherName = Annotated[str, AfterValidator(check_searcher_name)]
 TOP_K = 5
 # NB201 stores accuracies as float32 means: cells 1e-7 points apart are ties, not a better and
 # a worse cell (cifar100's best two differ by 7e-8). Rewards within this of a threshold count.

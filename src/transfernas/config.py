@@ -9,11 +9,11 @@ traceback deep inside a search.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ValidationError, create_model
+from pydantic import AfterValidator, BaseModel, ValidationError, create_model
 
-from transfernas.searchers import SEARCHERS, SearcherConfig
+from transfernas.searchers import SEARCHERS, SearcherConfig, check_searcher_name
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -66,12 +66,8 @@ def _searcher_settings_model() -> type[BaseModel]:
 
 
 SearcherSettings = _searcher_settings_model()
-
-
-def check_searcher_name(name: str) -> str:
-    if name not in SEARCHERS:
-        raise ValueError(f"unknown searcher {name!r}; allowed: {', '.join(SEARCHERS)}")
-    return name
+# a parameter naming a registered searcher; the error lists the allowed names
+SearcherName = Annotated[str, AfterValidator(check_searcher_name)]
 
 
 def validate_searchers(params: Mapping[str, Any] | None) -> BaseModel:

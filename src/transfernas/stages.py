@@ -18,11 +18,17 @@ from typing import Annotated, Any
 import pandas as pd
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from transfernas.config import check_searcher_name
+from transfernas.config import SearcherName
 from transfernas.history import History
 from transfernas.meta import MetaTrainingConfig, meta_train
 from transfernas.search import run_search
-from transfernas.searchers import SEARCHERS, Searcher, SearcherConfig, make_searcher
+from transfernas.searchers import (
+    SEARCHERS,
+    Searcher,
+    SearcherConfig,
+    check_searcher_name,
+    make_searcher,
+)
 from transfernas.spaces.nb201 import NB201Space
 from transfernas.tasks.tabular import (
     COLUMNS_200,
@@ -44,7 +50,6 @@ def _check_meta_learner(name: str) -> str:
 
 
 MetaLearnerName = Annotated[str, AfterValidator(_check_meta_learner)]
-SearcherName = Annotated[str, AfterValidator(check_searcher_name)]
 
 
 class MetaTrainParams(MetaTrainingConfig):

@@ -26,15 +26,19 @@ SEARCHERS: dict[str, type[Searcher]] = {
 }
 
 
+def check_searcher_name(name: str) -> str:
+    if name not in SEARCHERS:
+        raise ValueError(f"unknown searcher {name!r}; allowed: {', '.join(SEARCHERS)}")
+    return name
+
+
 def make_searcher(
     name: str, space: ActionSpace, config: Mapping[str, Any] | SearcherConfig | None, seed: int
 ) -> Searcher:
-    if name not in SEARCHERS:
-        raise ValueError(f"unknown searcher {name!r}; allowed: {', '.join(SEARCHERS)}")
-    cls = SEARCHERS[name]
+    cls = SEARCHERS[check_searcher_name(name)]
     if config is None or isinstance(config, SearcherConfig):
         return cls(space, config, seed)
     return cls(space, cls.Config(**config), seed)
 
 
-__all__ = ["SEARCHERS", "Searcher", "SearcherConfig", "make_searcher"]
+__all__ = ["SEARCHERS", "Searcher", "SearcherConfig", "check_searcher_name", "make_searcher"]
