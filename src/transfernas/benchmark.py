@@ -118,7 +118,7 @@ def run_trial(
         "seed": seed,
         "fingerprint": config.fingerprint(method),
         "arch_index": [r["metrics"]["arch_index"] for r in history],
-        "reward": [r["reward"] for r in history],
+        "reward": history.rewards(),
         "test_acc": [r["metrics"]["test_acc"] for r in history],
     }
 
