@@ -6,18 +6,29 @@ import os
 import platform
 from typing import Any
 
+import torch
 
-def machine_info() -> dict[str, Any]:
-    import torch
 
-    cpu = platform.processor() or platform.machine()
+def cpu_name() -> str:
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+            return next(
+                line.split(":", 1)[1].strip() for line in f if line.startswith("model name")
+            )
     except (OSError, StopIteration):
-        pass
+        return platform.processor() or platform.machine()
+
+
+def device_name(device: torch.device) -> str:
+    """Human name of a torch device, e.g. the CPU model or 'NVIDIA H100 80GB HBM3'."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return cpu_name()
+
+
+def machine_info() -> dict[str, Any]:
     info: dict[str, Any] = {
-        "cpu": cpu,
+        "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "torch": torch.__version__,

@@ -7,6 +7,7 @@ mid-write) is dropped on read and cut off before the next append: it was never a
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -60,7 +61,23 @@ class AppendLog:
 
 
 class History(AppendLog):
-    """Search history: one record per evaluation (step, actions, key, reward, metrics, ...)."""
+    """Search history: one record per evaluation (step, actions, key, reward, metrics, ...).
+
+    Parallel evaluations finish (and are appended) in any order; the history reads in step
+    order, so it is the same whichever executor wrote it.
+    """
+
+    def __init__(self, path: str | Path | None = None, *, fsync: bool = True):
+        super().__init__(path, fsync=fsync)
+        self._records.sort(key=_order)
+
+    def append(self, records: Iterable[dict[str, Any]]) -> None:
+        records = list(records)
+        before = len(self._records)
+        super().append(records)
+        tail = self._records[max(before - 1, 0) :]
+        if any(_order(a) > _order(b) for a, b in itertools.pairwise(tail)):
+            self._records.sort(key=_order)
 
     def rewards(self) -> list[float]:
         return [r["reward"] for r in self]
@@ -74,3 +91,7 @@ class History(AppendLog):
     def to_frame(self) -> pd.DataFrame:
         rows = [{k: v for k, v in r.items() if k != "metrics"} | r.get("metrics", {}) for r in self]
         return pd.DataFrame(rows)
+
+
+def _order(record: dict[str, Any]) -> tuple[int, int]:
+    return record.get("trial", 0), record.get("step", 0)

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from rich.progress import Progress
 
+from transfernas.executors import Executor, Outcome, SerialExecutor
 from transfernas.history import History
 from transfernas.searchers.base import Searcher
 from transfernas.spaces.base import SearchSpace
@@ -56,11 +57,20 @@ def run_search(
     trial: int = 0,
     progress: bool = False,
     on_record: Callable[[dict[str, Any]], None] | None = None,
+    executor: Executor | None = None,
+    failed_reward: float = 0.0,
 ) -> History:
-    """Run (or resume) one search of ``budget`` evaluations; returns its history."""
+    """Run (or resume) one search of ``budget`` evaluations; returns its history.
+
+    ``batch_size`` candidates are asked at once and evaluated by ``executor`` (serial by
+    default; Ray in parallel). Each finished evaluation is recorded as it arrives; an
+    evaluation that failed after the executor's retries is recorded with ``status: failed``
+    and ``failed_reward``, and the searcher is told that reward.
+    """
     if budget < 0 or batch_size < 1:
         raise ValueError(f"budget must be >= 0 and batch_size >= 1, got {budget}, {batch_size}")
     history = history if history is not None else History()
+    executor = executor if executor is not None else SerialExecutor()
     recorded = {rec["step"]: rec for rec in history}
     identity = {"searcher": searcher.name, "seed": searcher.seed, "task": task.name}
     ckpt_path = Path(checkpoint) if checkpoint is not None else None
@@ -78,21 +88,29 @@ def run_search(
         bar_id = bar.add_task(f"{searcher.name} on {task.name}", total=budget, completed=done)
         while done < budget:
             candidates = searcher.ask(min(batch_size, budget - done))
-            records = []
-            for step, actions in enumerate(candidates, start=done):
+            steps = range(done, done + len(candidates))
+            by_step, todo = {}, []
+            for step, actions in zip(steps, candidates, strict=True):
                 rec = recorded.get(step)
                 if rec is None:
-                    rec = _evaluate(space, task, actions, step, trial, searcher.seed)
-                    history.append([rec])
-                    if on_record is not None:
-                        on_record(rec)
+                    todo.append((step, actions))
                 elif tuple(rec["actions"]) != tuple(actions):
                     raise ResumeMismatchError(
                         f"step {step}: history has {rec['actions']}, "
                         f"searcher replays {list(actions)}"
                     )
-                records.append(rec)
-            searcher.tell(candidates, [rec["reward"] for rec in records])
+                else:
+                    by_step[step] = rec
+            submitted = time.perf_counter()
+            for outcome in executor.map(task, [actions for _, actions in todo]):
+                step, actions = todo[outcome.index]
+                rec = _record(space, actions, step, trial, searcher.seed, outcome, failed_reward)
+                rec["wall_s"] = time.perf_counter() - submitted
+                history.append([rec])
+                by_step[step] = rec
+                if on_record is not None:
+                    on_record(rec)
+            searcher.tell(candidates, [by_step[step]["reward"] for step in steps])
             done += len(candidates)
             if ckpt_path is not None:
                 save_checkpoint(
@@ -103,20 +121,29 @@ def run_search(
     return history
 
 
-def _evaluate(
-    space: SearchSpace, task: Task, actions: tuple[int, ...], step: int, trial: int, seed: int
+def _record(
+    space: SearchSpace,
+    actions: tuple[int, ...],
+    step: int,
+    trial: int,
+    seed: int,
+    outcome: Outcome,
+    failed_reward: float,
 ) -> dict[str, Any]:
-    start = time.perf_counter()
-    ev = task.evaluate(actions)
-    return {
+    ev = outcome.evaluation
+    rec = {
         "trial": trial,
         "step": step,
         "seed": seed,
         "actions": [int(a) for a in actions],
         "arch": str(space.decode(actions)),
-        "reward": float(ev.reward),
-        "metrics": dict(ev.metrics),
-        "cost_s": float(ev.cost_s),
-        "wall_s": time.perf_counter() - start,
+        "reward": float(ev.reward) if ev is not None else float(failed_reward),
+        "metrics": dict(ev.metrics) if ev is not None else {},
+        "cost_s": float(ev.cost_s) if ev is not None else 0.0,
+        "status": "ok" if ev is not None else "failed",
+        "attempts": outcome.attempts,
         "time": time.time(),
     }
+    if outcome.error is not None:
+        rec["error"] = outcome.error
+    return rec

@@ -12,6 +12,7 @@ from collections.abc import Hashable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
+from torch import nn
 
 Actions = tuple[int, ...]
 
@@ -53,6 +54,10 @@ class SearchSpace(ABC):
 
     def sample(self, rng: np.random.Generator) -> Actions:
         return sample_actions(self, rng)
+
+    def build(self, actions: Sequence[int], num_classes: int) -> nn.Module:
+        """The trainable torch classifier of an architecture (spaces that have one)."""
+        raise NotImplementedError(f"search space {self.name!r} builds no torch network")
 
 
 def sample_actions(space: ActionSpace, rng: np.random.Generator) -> Actions:

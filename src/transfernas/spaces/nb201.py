@@ -10,17 +10,25 @@ import re
 from collections.abc import Sequence
 
 import numpy as np
+from torch import nn
 
 from transfernas.spaces.base import Actions, SearchSpace
+from transfernas.spaces.nb201_net import OPS, NB201Network
 
-OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 EDGES: tuple[tuple[int, int], ...] = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
 N_ARCHS = len(OPS) ** len(EDGES)
 _TOKEN = re.compile(r"^([a-z0-9_]+)~(\d)$")
 
 
 class NB201Space(SearchSpace):
+    """The cell space; ``channels``/``cells`` only shape the network :meth:`build` trains."""
+
     name = "nb201"
+
+    def __init__(self, channels: int = 16, cells: int = 5) -> None:
+        if channels < 1 or cells < 1:
+            raise ValueError(f"channels and cells must be >= 1, got {channels}, {cells}")
+        self.channels, self.cells = channels, cells
 
     @property
     def choices(self) -> tuple[int, ...]:
@@ -61,6 +69,10 @@ class NB201Space(SearchSpace):
 
     def from_code(self, code: int) -> Actions:
         return tuple(int(code // p % len(OPS)) for p in _PLACE)
+
+    def build(self, actions: Sequence[int], num_classes: int) -> nn.Module:
+        edges = [(src, dst, OPS[a]) for (dst, src), a in zip(EDGES, actions, strict=True)]
+        return NB201Network(edges, num_classes, self.channels, self.cells)
 
 
 _PLACE = len(OPS) ** np.arange(len(EDGES) - 1, -1, -1, dtype=np.int64)

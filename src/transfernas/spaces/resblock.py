@@ -1,0 +1,267 @@
+"""Residual-block macro space (CATCH §4.3, after SM-NAS / DetNAS) and the backbone it builds.
+
+Twelve decisions, valid by construction through prefix masks:
+
+====  =====================================================================================
+ 0    base channel ``C`` ∈ {48, 56, 64, 72}
+ 1    depth (total blocks) ∈ {15, 20, 25, 30}
+ 2    stages ``s`` ∈ {4, 5}
+ 3–7  blocks in stage 1..5: index = count; a used stage has ≥ 1 block and leaves ≥ 1 for each
+      later used stage, the last used stage takes what is left, unused stages take 0
+ 8–11 which block of stage 2..5 doubles the channels: index = its position in the stage
+      (0 for an unused stage)
+====  =====================================================================================
+
+Every stage after the first starts with a stride-2 block, and exactly one of its blocks doubles
+the channels, so a 4-stage net ends at 8·C planes like ResNet. The CATCH appendix with the exact
+encoding is not public; this one follows SM-NAS's strings — ``64_111-2111-1211-12``: base
+channel, then one digit per block, ``2`` where the channels double — and is documented in
+docs/resblock.md. BasicBlock or Bottleneck is a parameter of the space, not a decision.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from transfernas.spaces.base import Actions, SearchSpace
+
+BASE_CHANNELS = (48, 56, 64, 72)
+DEPTHS = (15, 20, 25, 30)
+STAGES = (4, 5)
+MAX_STAGES = max(STAGES)
+MAX_PER_STAGE = max(DEPTHS) - (min(STAGES) - 1)  # 27: every other used stage keeps one block
+_STAGE_DECISIONS = range(3, 3 + MAX_STAGES)
+_DOUBLE_DECISIONS = range(3 + MAX_STAGES, 3 + MAX_STAGES + MAX_STAGES - 1)
+_ARCH = re.compile(r"^(\d+)_([12]+(?:-[12]+)*)$")
+
+Block = Literal["basic", "bottleneck"]
+Stem = Literal["small", "imagenet"]
+
+
+@dataclass(frozen=True)
+class ResArch:
+    """A decoded architecture: base channel, blocks per stage, doubling position per stage ≥ 2."""
+
+    base_channel: int
+    blocks: tuple[int, ...]
+    doubling: tuple[int, ...]  # one per stage after the first
+
+    def __str__(self) -> str:
+        stages = ["1" * self.blocks[0]]
+        for n, pos in zip(self.blocks[1:], self.doubling, strict=True):
+            stages.append("".join("2" if i == pos else "1" for i in range(n)))
+        return f"{self.base_channel}_" + "-".join(stages)
+
+    @classmethod
+    def parse(cls, text: str) -> ResArch:
+        m = _ARCH.match(text.strip())
+        if m is None:
+            raise ValueError(f"not a residual-block arch string (e.g. '64_111-2111-1211-12'): {text!r}")
+        stages = m.group(2).split("-")
+        if "2" in stages[0] or any(s.count("2") != 1 for s in stages[1:]):
+            raise ValueError(f"{text!r}: stage 1 has no '2'; every later stage has exactly one")
+        return cls(int(m.group(1)), tuple(map(len, stages)), tuple(s.index("2") for s in stages[1:]))
+
+
+class ResBlockSpace(SearchSpace):
+    """The decisions above; ``build`` turns an action sequence into a torch classifier."""
+
+    name = "resblock"
+
+    def __init__(
+        self, block: Block = "basic", stem: Stem = "imagenet", channel_scale: float = 1.0
+    ) -> None:
+        if block not in ("basic", "bottleneck") or stem not in ("small", "imagenet"):
+            raise ValueError(f"block must be basic|bottleneck and stem small|imagenet: {block}, {stem}")
+        if not 0 < channel_scale <= 4:
+            raise ValueError(f"channel_scale must be in (0, 4], got {channel_scale}")
+        self.block, self.stem, self.channel_scale = block, stem, channel_scale
+
+    @property
+    def choices(self) -> tuple[int, ...]:
+        stage = (MAX_PER_STAGE + 1,) * MAX_STAGES
+        return (len(BASE_CHANNELS), len(DEPTHS), len(STAGES), *stage, *stage[1:])
+
+    def mask(self, prefix: Sequence[int]) -> np.ndarray:
+        i = len(prefix)
+        mask = np.zeros(self.choices[i], dtype=bool)
+        if i < 3:
+            mask[:] = True
+        elif i in _STAGE_DECISIONS:
+            j, s = i - 3, STAGES[prefix[2]]
+            left = DEPTHS[prefix[1]] - sum(prefix[3:i])
+            if j >= s:
+                mask[0] = True
+            elif j == s - 1:
+                mask[left] = True
+            else:
+                mask[1 : left - (s - 1 - j) + 1] = True
+        else:
+            n = prefix[3 + i - _DOUBLE_DECISIONS.start + 1]  # blocks of the stage it belongs to
+            mask[: max(n, 1)] = True
+        return mask
+
+    def decode(self, actions: Sequence[int]) -> ResArch:
+        if len(actions) != len(self.choices):
+            raise ValueError(f"resblock needs {len(self.choices)} actions, got {len(actions)}")
+        s = STAGES[actions[2]]
+        blocks = tuple(int(a) for a in actions[3 : 3 + s])
+        doubling = tuple(int(a) for a in actions[_DOUBLE_DECISIONS.start :][: s - 1])
+        return ResArch(BASE_CHANNELS[actions[0]], blocks, doubling)
+
+    def encode(self, arch: ResArch | str) -> Actions:
+        arch = ResArch.parse(arch) if isinstance(arch, str) else arch
+        depth, s = sum(arch.blocks), len(arch.blocks)
+        if arch.base_channel not in BASE_CHANNELS or depth not in DEPTHS or s not in STAGES:
+            raise ValueError(
+                f"{arch}: base channel {BASE_CHANNELS}, depth {DEPTHS}, stages {STAGES} allowed"
+            )
+        if any(not 0 <= p < n for p, n in zip(arch.doubling, arch.blocks[1:], strict=True)):
+            raise ValueError(f"{arch}: a doubling position lies outside its stage")
+        pad = MAX_STAGES - s
+        return (
+            BASE_CHANNELS.index(arch.base_channel),
+            DEPTHS.index(depth),
+            STAGES.index(s),
+            *arch.blocks,
+            *(0,) * pad,
+            *arch.doubling,
+            *(0,) * pad,
+        )
+
+    def key(self, actions: Sequence[int]) -> str:
+        return str(self.decode(actions))
+
+    def build(self, actions: Sequence[int], num_classes: int) -> nn.Module:
+        """Backbone + global-average-pool + linear head (the classification network)."""
+        backbone = ResNetBackbone(
+            self.decode(actions), self.block, self.stem, channel_scale=self.channel_scale
+        )
+        return Classifier(backbone, backbone.out_channels[-1], num_classes)
+
+
+# ---- torch modules ---------------------------------------------------------------------------
+
+
+def _conv_bn(c_in: int, c_out: int, k: int, stride: int = 1) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, k, stride, k // 2, bias=False), nn.BatchNorm2d(c_out)]
+
+
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, c_in: int, planes: int, stride: int) -> None:
+        super().__init__()
+        c_out = planes * self.expansion
+        self.body = nn.Sequential(
+            *_conv_bn(c_in, planes, 3, stride), nn.ReLU(inplace=True), *_conv_bn(planes, c_out, 3)
+        )
+        self.shortcut = _shortcut(c_in, c_out, stride)
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.body(x) + self.shortcut(x))
+
+
+class Bottleneck(BasicBlock):
+    expansion = 4
+
+    def __init__(self, c_in: int, planes: int, stride: int) -> None:
+        nn.Module.__init__(self)
+        c_out = planes * self.expansion
+        self.body = nn.Sequential(
+            *_conv_bn(c_in, planes, 1),
+            nn.ReLU(inplace=True),
+            *_conv_bn(planes, planes, 3, stride),
+            nn.ReLU(inplace=True),
+            *_conv_bn(planes, c_out, 1),
+        )
+        self.shortcut = _shortcut(c_in, c_out, stride)
+        self.act = nn.ReLU(inplace=True)
+
+
+def _shortcut(c_in: int, c_out: int, stride: int) -> nn.Module:
+    if stride == 1 and c_in == c_out:
+        return nn.Identity()
+    return nn.Sequential(*_conv_bn(c_in, c_out, 1, stride))
+
+
+class ResNetBackbone(nn.Module):
+    """ResNet-style backbone of a :class:`ResArch`; returns the features of ``out_indices``.
+
+    ``stem='imagenet'`` is ResNet's 7×7/2 conv + 3×3/2 max-pool (224 px and detection inputs);
+    ``'small'`` a 3×3/1 conv for 16–32 px sub-datasets. ``channel_scale`` shrinks every width
+    (CPU smoke runs; 1.0 is the paper's space).
+    """
+
+    def __init__(
+        self,
+        arch: ResArch,
+        block: Block = "basic",
+        stem: Stem = "imagenet",
+        out_indices: Sequence[int] | None = None,
+        channel_scale: float = 1.0,
+        in_channels: int = 3,
+    ) -> None:
+        super().__init__()
+        unit = BasicBlock if block == "basic" else Bottleneck
+        planes = max(8, round(arch.base_channel * channel_scale))
+        if stem == "imagenet":
+            self.stem = nn.Sequential(
+                *_conv_bn(in_channels, planes, 7, 2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1)
+            )
+        else:
+            self.stem = nn.Sequential(*_conv_bn(in_channels, planes, 3), nn.ReLU(inplace=True))
+        c_in = planes
+        stages, out_channels = [], []
+        for j, n in enumerate(arch.blocks):
+            layers = []
+            for b in range(n):
+                if j > 0 and b == arch.doubling[j - 1]:
+                    planes *= 2
+                layers.append(unit(c_in, planes, 2 if j > 0 and b == 0 else 1))
+                c_in = planes * unit.expansion
+            stages.append(nn.Sequential(*layers))
+            out_channels.append(c_in)
+        self.stages = nn.ModuleList(stages)
+        n_stages = len(stages)
+        self.out_indices = tuple(range(n_stages) if out_indices is None else out_indices)
+        if not self.out_indices or any(not 0 <= i < n_stages for i in self.out_indices):
+            raise ValueError(f"out_indices {self.out_indices} must lie in 0..{n_stages - 1}")
+        self.out_channels = tuple(out_channels[i] for i in self.out_indices)
+        self.arch = arch
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if isinstance(m, BasicBlock):  # zero-init the residual branch: deep nets train
+                nn.init.zeros_(m.body[-1].weight)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        x = self.stem(x)
+        outs = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if i in self.out_indices:
+                outs.append(x)
+        return tuple(outs)
+
+
+class Classifier(nn.Module):
+    """Backbone (last returned feature map) → global average pool → linear."""
+
+    def __init__(self, backbone: nn.Module, channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Linear(channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.backbone(x)
+        last = features[-1] if isinstance(features, tuple) else features
+        return self.head(last.mean(dim=(2, 3)))

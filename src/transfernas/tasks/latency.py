@@ -1,0 +1,102 @@
+"""Measured inference latency: warm-up, repeats, median and spread, batch 1 by default.
+
+The median over repeats is the reported latency (robust to the odd scheduler hiccup); the
+spread (IQR, coefficient of variation) says how much to trust it. The thread count, device and
+input size travel with every measurement so latencies from different machines are never mixed
+up. CUDA timings synchronise before reading the clock.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from transfernas.environment import device_name
+
+
+class LatencyConfig(BaseModel):
+    """How latency is measured (the ``latency`` block of the trained-task parameters)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input_size: tuple[int, int] = Field((32, 32), description="(H, W) of the timed input")
+    batch_size: int = Field(1, ge=1)
+    warmup: int = Field(5, ge=0, description="untimed forward passes first")
+    repeats: int = Field(30, ge=3, description="timed forward passes")
+    threads: int = Field(1, ge=1, description="torch CPU threads while timing")
+    device: str = Field("cpu", description="cpu | cuda | cuda:N")
+    channels_last: bool = True
+
+
+@dataclass(frozen=True)
+class Latency:
+    median_ms: float
+    mean_ms: float
+    std_ms: float
+    iqr_ms: float
+    cv: float  # std / mean
+    repeats: int
+    threads: int
+    device: str
+    input_shape: tuple[int, ...]
+
+    def as_metrics(self, prefix: str = "latency") -> dict[str, float]:
+        return {
+            f"{prefix}_ms": self.median_ms,
+            f"{prefix}_iqr_ms": self.iqr_ms,
+            f"{prefix}_cv": self.cv,
+        }
+
+    def as_row(self) -> dict[str, object]:
+        return asdict(self) | {"input_shape": "x".join(map(str, self.input_shape))}
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run a block with ``n`` intra-op threads, then restore the previous setting."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def measure_latency(model: nn.Module, config: LatencyConfig = LatencyConfig()) -> Latency:
+    """Time ``model`` in eval mode on a random input of the configured shape."""
+    device = torch.device(config.device)
+    memory = torch.channels_last if config.channels_last else torch.contiguous_format
+    model = model.eval().to(device, memory_format=memory)
+    x = torch.randn(config.batch_size, 3, *config.input_size, device=device)
+    x = x.contiguous(memory_format=memory)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    times = np.empty(config.repeats)
+    with torch_threads(config.threads), torch.inference_mode():
+        for _ in range(config.warmup):
+            model(x)
+        sync()
+        for i in range(config.repeats):
+            start = time.perf_counter()
+            model(x)
+            sync()
+            times[i] = (time.perf_counter() - start) * 1e3
+    q1, median, q3 = np.percentile(times, [25, 50, 75])
+    mean, std = float(times.mean()), float(times.std(ddof=1))
+    return Latency(
+        median_ms=float(median),
+        mean_ms=mean,
+        std_ms=std,
+        iqr_ms=float(q3 - q1),
+        cv=std / mean,
+        repeats=config.repeats,
+        threads=config.threads,
+        device=device_name(device),
+        input_shape=tuple(x.shape),
+    )

@@ -1,0 +1,236 @@
+"""Trained reward: train a candidate network on a sub-dataset, reward its validation accuracy.
+
+Defaults follow NB201's schedule (SGD, Nesterov, lr 0.1 cosine, weight decay 5e-4, batch 256;
+12 epochs is CATCH's proxy). The input path has no per-sample Python: a sub-dataset's uint8
+images live in memory as one ``(N, H, W, 3)`` tensor (on the training device), and a batch's
+random crop and flip are one gather on uint8, followed by one float conversion and
+normalisation, channels_last. Every evaluation is seeded by the task seed and the
+architecture, so an architecture gets the same accuracy whichever process trains it and in
+whichever order (deterministic on CPU at a fixed thread count).
+
+With a latency target the reward is R = P·(LAT/T)^w (CATCH §4.3.1); latency is measured after
+training on the configured device and input size and recorded with every evaluation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from transfernas.spaces.base import SearchSpace
+from transfernas.tasks.base import Evaluation
+from transfernas.tasks.latency import LatencyConfig, measure_latency, torch_threads
+from transfernas.tasks.reward import PAPER_W, latency_reward
+
+# ImageNet statistics: every sub-dataset is drawn from ImageNet
+MEAN = (0.485 * 255, 0.456 * 255, 0.406 * 255)
+STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+
+
+class TrainingConfig(BaseModel):
+    """How a candidate is trained (the ``training`` block of the parameters)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    epochs: int = Field(12, ge=1, description="CATCH's proxy: 12 epochs")
+    batch_size: int = Field(256, ge=1)
+    lr: float = Field(0.1, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = True
+    weight_decay: float = Field(5e-4, ge=0)
+    crop_padding: int = Field(2, ge=0, description="random-crop padding (px); 0 = no crop")
+    flip: bool = True
+    device: str = Field("cpu", description="cpu | cuda | cuda:N")
+    threads: int = Field(1, ge=1, description="CPU threads per evaluation (fix it: determinism)")
+    channels_last: bool = True
+    eval_batch_size: int = Field(1024, ge=1)
+
+
+class RewardConfig(BaseModel):
+    """R = P·(LAT/T)^w; without ``target_ms`` the reward is the accuracy P alone."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    target_ms: float | None = Field(None, gt=0, description="T: latency target (ms)")
+    w: float = Field(PAPER_W, le=0, description="latency exponent (CATCH: -0.05)")
+    measure_latency: bool = Field(True, description="time every candidate (needed for target)")
+
+
+@dataclass(frozen=True)
+class ImageData:
+    """A labelled split held as tensors: images ``(N, H, W, 3)`` uint8, labels int64."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    @classmethod
+    def from_arrays(cls, images: np.ndarray, labels: np.ndarray) -> ImageData:
+        images = np.array(images, dtype=np.uint8)  # a private in-memory copy (not the memmap)
+        if images.ndim != 4 or images.shape[-1] != 3 or len(images) != len(labels):
+            raise ValueError(f"need (N, H, W, 3) images and N labels, got {images.shape}")
+        return cls(torch.from_numpy(images), torch.from_numpy(np.asarray(labels, dtype=np.int64)))
+
+    def to(self, device: torch.device) -> ImageData:
+        return ImageData(self.images.to(device), self.labels.to(device))
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def seed_for(*parts: object) -> int:
+    """A 63-bit seed from anything printable: stable across processes and Python runs."""
+    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "little") >> 1
+
+
+def augment_batch(
+    images: torch.Tensor, padding: int, flip: bool, generator: torch.Generator
+) -> torch.Tensor:
+    """Random crop (zero padding) and horizontal flip of a uint8 NHWC batch: one gather."""
+    b, h, w, _ = images.shape
+    device = images.device
+    if padding:
+        images = F.pad(images, (0, 0, padding, padding, padding, padding))
+    oy = torch.randint(0, 2 * padding + 1, (b, 1), generator=generator).to(device)
+    ox = torch.randint(0, 2 * padding + 1, (b, 1), generator=generator).to(device)
+    cols = torch.arange(w, device=device).expand(b, w)
+    if flip:
+        flipped = (torch.rand(b, 1, generator=generator) < 0.5).to(device)
+        cols = torch.where(flipped, w - 1 - cols, cols)
+    rows = oy + torch.arange(h, device=device)
+    cols = ox + cols
+    return images[torch.arange(b, device=device)[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+
+def to_input(images: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """uint8 NHWC → normalised float NCHW (channels_last memory when asked)."""
+    mean = torch.tensor(MEAN, device=images.device)
+    std = torch.tensor(STD, device=images.device)
+    x = ((images.float() - mean) / std).permute(0, 3, 1, 2)  # NHWC memory = channels_last
+    return x if channels_last else x.contiguous()
+
+
+def train_model(
+    model: nn.Module,
+    train: ImageData,
+    config: TrainingConfig,
+    generator: torch.Generator,
+) -> dict[str, float]:
+    """SGD (Nesterov) with a per-step cosine schedule; returns the last epoch's loss/accuracy."""
+    device = train.images.device
+    memory = torch.channels_last if config.channels_last else torch.contiguous_format
+    model.to(device, memory_format=memory).train()
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=config.lr,
+        momentum=config.momentum,
+        nesterov=config.nesterov and config.momentum > 0,
+        weight_decay=config.weight_decay,
+    )
+    steps_per_epoch = math.ceil(len(train) / config.batch_size)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=config.epochs * steps_per_epoch
+    )
+    loss_sum = correct = seen = 0.0
+    for _ in range(config.epochs):
+        order = torch.randperm(len(train), generator=generator).to(device)
+        loss_sum = correct = seen = 0.0
+        for start in range(0, len(train), config.batch_size):
+            idx = order[start : start + config.batch_size]
+            images = augment_batch(train.images[idx], config.crop_padding, config.flip, generator)
+            x, y = to_input(images, config.channels_last), train.labels[idx]
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            loss_sum += float(loss.detach()) * len(idx)
+            correct += float((logits.detach().argmax(1) == y).sum())
+            seen += len(idx)
+    return {"train_loss": loss_sum / seen, "train_acc": 100.0 * correct / seen}
+
+
+@torch.inference_mode()
+def accuracy(model: nn.Module, data: ImageData, batch_size: int, channels_last: bool) -> float:
+    """Top-1 accuracy (percent) in eval mode, batched."""
+    model.eval()
+    correct = 0
+    for start in range(0, len(data), batch_size):
+        x = to_input(data.images[start : start + batch_size], channels_last)
+        correct += int((model(x).argmax(1) == data.labels[start : start + batch_size]).sum())
+    return 100.0 * correct / len(data)
+
+
+def count_flops(model: nn.Module, input_shape: Sequence[int], device: torch.device) -> float:
+    """Forward FLOPs (multiply-add = 2) of one input of ``input_shape`` (C, H, W)."""
+    model.eval()
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        model(torch.zeros(1, *input_shape, device=device))
+    return float(counter.get_total_flops())
+
+
+class TrainedTask:
+    """Evaluate = build the candidate, train it on ``train``, measure accuracy on ``val``."""
+
+    def __init__(
+        self,
+        name: str,
+        space: SearchSpace,
+        train: ImageData,
+        val: ImageData,
+        num_classes: int,
+        training: TrainingConfig = TrainingConfig(),
+        reward: RewardConfig = RewardConfig(),
+        latency: LatencyConfig = LatencyConfig(),
+        seed: int = 0,
+    ) -> None:
+        if reward.target_ms is not None and not reward.measure_latency:
+            raise ValueError("reward.target_ms needs reward.measure_latency: true")
+        self.name, self.space, self.num_classes = name, space, num_classes
+        self.train, self.val = train, val
+        self.training, self.reward, self.latency = training, reward, latency
+        self.seed = seed
+
+    def evaluate(self, actions: Sequence[int]) -> Evaluation:
+        start = time.perf_counter()
+        key = self.space.key(actions)
+        device = torch.device(self.training.device)
+        with torch_threads(self.training.threads), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed_for(self.seed, self.name, key, "init"))
+            model = self.space.build(actions, self.num_classes)
+            generator = torch.Generator().manual_seed(seed_for(self.seed, self.name, key, "data"))
+            train, val = self.train.to(device), self.val.to(device)
+            params = sum(p.numel() for p in model.parameters())
+            t0 = time.perf_counter()
+            fit = train_model(model, train, self.training, generator)
+            train_s = time.perf_counter() - t0
+            val_acc = accuracy(
+                model, val, self.training.eval_batch_size, self.training.channels_last
+            )
+            flops = count_flops(model, (3, *train.images.shape[1:3]), device)
+        metrics = fit | {
+            "val_acc": val_acc,
+            "params_m": params / 1e6,
+            "mflops": flops / 1e6,
+            "train_s": train_s,
+            "train_images_per_s": self.training.epochs * len(train) / train_s,
+        }
+        reward = val_acc
+        if self.reward.measure_latency:
+            lat = measure_latency(model, self.latency)
+            metrics |= lat.as_metrics()
+            if self.reward.target_ms is not None:
+                reward = float(
+                    latency_reward(val_acc, lat.median_ms, self.reward.target_ms, self.reward.w)
+                )
+        return Evaluation(reward, metrics, time.perf_counter() - start)
