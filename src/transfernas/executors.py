@@ -67,7 +67,7 @@ class SerialExecutor:
                     break
                 except Exception:  # recorded, not swallowed: see module docstring
                     error = traceback.format_exc(limit=3)
-                    log.warning("evaluation of %s failed (attempt %d):\n%s", actions, attempt, error)
+                    log.warning("evaluation of %s failed (try %d):\n%s", actions, attempt, error)
             else:
                 yield Outcome(i, None, error, self.max_retries + 1)
 
@@ -112,7 +112,7 @@ class RayExecutor:
         if self._current is None or self._current[0] is not task:
             self._current = (task, ray.put(task))  # the previous task's data can go
         ref = self._current[1]
-        pending = {self._remote.remote(ref, list(actions)): i for i, actions in enumerate(candidates)}
+        pending = {self._remote.remote(ref, list(a)): i for i, a in enumerate(candidates)}
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             i = pending.pop(done[0])

@@ -66,9 +66,7 @@ class ResidualReduction(nn.Module):
     def __init__(self, c_in: int, c_out: int) -> None:
         super().__init__()
         self.body = nn.Sequential(ReLUConvBN(c_in, c_out, 3, 2), ReLUConvBN(c_out, c_out, 3))
-        self.shortcut = nn.Sequential(
-            nn.AvgPool2d(2, 2), nn.Conv2d(c_in, c_out, 1, bias=False)
-        )
+        self.shortcut = nn.Sequential(nn.AvgPool2d(2, 2), nn.Conv2d(c_in, c_out, 1, bias=False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x) + self.shortcut(x)

@@ -63,11 +63,12 @@ class ResArch:
     def parse(cls, text: str) -> ResArch:
         m = _ARCH.match(text.strip())
         if m is None:
-            raise ValueError(f"not a residual-block arch string (e.g. '64_111-2111-1211-12'): {text!r}")
+            raise ValueError(f"not a residual-block arch (e.g. '64_111-2111-1211-12'): {text!r}")
         stages = m.group(2).split("-")
         if "2" in stages[0] or any(s.count("2") != 1 for s in stages[1:]):
             raise ValueError(f"{text!r}: stage 1 has no '2'; every later stage has exactly one")
-        return cls(int(m.group(1)), tuple(map(len, stages)), tuple(s.index("2") for s in stages[1:]))
+        doubling = tuple(s.index("2") for s in stages[1:])
+        return cls(int(m.group(1)), tuple(map(len, stages)), doubling)
 
 
 class ResBlockSpace(SearchSpace):
@@ -79,7 +80,7 @@ class ResBlockSpace(SearchSpace):
         self, block: Block = "basic", stem: Stem = "imagenet", channel_scale: float = 1.0
     ) -> None:
         if block not in ("basic", "bottleneck") or stem not in ("small", "imagenet"):
-            raise ValueError(f"block must be basic|bottleneck and stem small|imagenet: {block}, {stem}")
+            raise ValueError(f"block: basic|bottleneck, stem: small|imagenet; got {block}, {stem}")
         if not 0 < channel_scale <= 4:
             raise ValueError(f"channel_scale must be in (0, 4], got {channel_scale}")
         self.block, self.stem, self.channel_scale = block, stem, channel_scale

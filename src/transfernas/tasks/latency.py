@@ -69,8 +69,9 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def measure_latency(model: nn.Module, config: LatencyConfig = LatencyConfig()) -> Latency:
+def measure_latency(model: nn.Module, config: LatencyConfig | None = None) -> Latency:
     """Time ``model`` in eval mode on a random input of the configured shape."""
+    config = config if config is not None else LatencyConfig()
     device = torch.device(config.device)
     memory = torch.channels_last if config.channels_last else torch.contiguous_format
     model = model.eval().to(device, memory_format=memory)

@@ -189,11 +189,14 @@ class TrainedTask:
         train: ImageData,
         val: ImageData,
         num_classes: int,
-        training: TrainingConfig = TrainingConfig(),
-        reward: RewardConfig = RewardConfig(),
-        latency: LatencyConfig = LatencyConfig(),
+        training: TrainingConfig | None = None,
+        reward: RewardConfig | None = None,
+        latency: LatencyConfig | None = None,
         seed: int = 0,
     ) -> None:
+        training = training if training is not None else TrainingConfig()
+        reward = reward if reward is not None else RewardConfig()
+        latency = latency if latency is not None else LatencyConfig()
         if reward.target_ms is not None and not reward.measure_latency:
             raise ValueError("reward.target_ms needs reward.measure_latency: true")
         self.name, self.space, self.num_classes = name, space, num_classes
