@@ -5,7 +5,7 @@ import time
 
 import pandas as pd
 
-from transfernas.meta import meta_train
+from transfernas.meta import meta_train, scheduled
 from transfernas.searchers import make_searcher
 from transfernas.tasks.tabular import NB201Table, TabularTask
 
@@ -14,6 +14,9 @@ class SlowTask(TabularTask):
     def evaluate(self, actions):
         time.sleep(0.01)
         return super().evaluate(actions)
+
+
+POOL_ID = ["nb201/cifar100", "nb201/ImageNet16-120"]
 
 
 def tasks(table_path: str, slow: bool) -> list[TabularTask]:
@@ -25,4 +28,6 @@ def tasks(table_path: str, slow: bool) -> list[TabularTask]:
 if __name__ == "__main__":
     pool = tasks(sys.argv[1], slow=True)
     searcher = make_searcher("catch-meta", pool[0].space, None, seed=5)
-    meta_train(pool[0].space, searcher, pool, n_epochs=4, n_search=12, workdir=sys.argv[2])
+    meta_train(
+        pool[0].space, searcher, scheduled(pool, 4, 5), 4, 12, pool=POOL_ID, workdir=sys.argv[2]
+    )

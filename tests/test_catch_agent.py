@@ -12,11 +12,12 @@ import pytest
 import torch
 
 from transfernas.benchmark import NB201BenchmarkConfig, meta_train_for
-from transfernas.meta import meta_train
+from transfernas.meta import meta_train, scheduled
 from transfernas.search import run_search
 from transfernas.searchers import make_searcher
 from transfernas.tasks.tabular import COLUMNS_12, NB201Table, TabularTask
 
+from ._kill_meta_target import POOL_ID
 from ._kill_meta_target import tasks as meta_pool
 from .conftest import NB201_DIR, ROOT
 
@@ -95,7 +96,9 @@ def test_held_out_columns_are_absent_from_the_training_table(table):
 def _uninterrupted(n_epochs=4, n_search=12):
     pool = meta_pool(TABLE, slow=False)
     agent = make_searcher("catch-meta", pool[0].space, None, seed=5)
-    curves = meta_train(pool[0].space, agent, pool, n_epochs, n_search)
+    curves, _ = meta_train(
+        pool[0].space, agent, scheduled(pool, n_epochs, 5), n_epochs, n_search, pool=POOL_ID
+    )
     return agent, curves
 
 
@@ -125,11 +128,14 @@ def test_meta_training_sigkill_then_resume_equals_uninterrupted(tmp_path):
         real = task.evaluate
         task.evaluate = lambda a, real=real: calls.append(a) or real(a)
     agent = make_searcher("catch-meta", pool[0].space, None, seed=5)
-    curves = meta_train(pool[0].space, agent, pool, 4, 12, workdir=tmp_path)
+    curves, records = meta_train(
+        pool[0].space, agent, scheduled(pool, 4, 5), 4, 12, pool=POOL_ID, workdir=tmp_path
+    )
     assert _states_equal(agent.network_state(), reference.network_state())
     assert [c["best_reward"] for c in curves] == [c["best_reward"] for c in ref_curves]
     finished = sum((tmp_path / f"epoch_{e:04d}.jsonl").read_text().count("\n") for e in range(4))
     assert finished == 4 * 12  # every evaluation on disk exactly once
+    assert [(r["trial"], r["step"]) for r in records] == [(e, s) for e in range(4) for s in range(12)]
     assert len(calls) < 3 * 12  # the first meta-epoch and part of the second were not redone
 
 
@@ -163,4 +169,4 @@ def test_meta_train_stage_never_reads_the_target(nb201_12):
 def test_meta_train_refuses_a_searcher_that_cannot_be_meta_trained(table):
     task = TabularTask(table, "cifar100")
     with pytest.raises(TypeError, match="'rea' is not a meta-learner"):
-        meta_train(task.space, make_searcher("rea", task.space, None, 0), [task], 1, 5)
+        meta_train(task.space, make_searcher("rea", task.space, None, 0), lambda e: task, 1, 5, pool=[])

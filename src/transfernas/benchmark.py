@@ -30,7 +30,7 @@ from scipy import stats
 
 from transfernas.config import SearcherName, SearcherSettings, searcher_config
 from transfernas.history import AppendLog
-from transfernas.meta import MetaTrainingConfig, meta_train
+from transfernas.meta import MetaTrainingConfig, meta_train, scheduled
 from transfernas.search import load_checkpoint, run_search, save_checkpoint
 from transfernas.searchers import SEARCHERS, SearcherConfig, make_searcher
 from transfernas.tasks.tabular import (
@@ -92,7 +92,10 @@ def meta_train_for(
     tasks = meta_tasks(train_table, config.meta.mixtures, config.meta.seed)
     space = tasks[0].space
     searcher = make_searcher(method, space, config.searcher_config(method), config.meta.seed)
-    meta_train(space, searcher, tasks, config.meta.n_epochs, config.meta.n_search)
+    n_epochs = config.meta.n_epochs
+    task_at = scheduled(tasks, n_epochs, config.meta.seed)
+    pool = [t.name for t in tasks]
+    meta_train(space, searcher, task_at, n_epochs, config.meta.n_search, pool=pool)
     return searcher.network_state()
 
 

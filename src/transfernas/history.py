@@ -89,7 +89,14 @@ class History(AppendLog):
         return max(self, key=lambda r: r["reward"])
 
     def to_frame(self) -> pd.DataFrame:
-        rows = [{k: v for k, v in r.items() if k != "metrics"} | r.get("metrics", {}) for r in self]
+        return self.frame_of(self)
+
+    @staticmethod
+    def frame_of(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
+        """One row per record, metrics flattened into columns."""
+        rows = [
+            {k: v for k, v in r.items() if k != "metrics"} | r.get("metrics", {}) for r in records
+        ]
         return pd.DataFrame(rows)
 
 

@@ -1,8 +1,9 @@
 """Meta-training loop for meta-learning searchers (CATCH Algorithm 1, lines 1–13).
 
-Each meta-epoch picks a task from the pool (deterministically from the seed and the epoch
-number), resets the searcher's per-task state (``begin_task``) and runs an ordinary search of
-``n_search`` evaluations on it; the searcher keeps learning across tasks. With a ``workdir`` every
+Each meta-epoch takes a task (a seeded pick from a fixed pool such as the NB201 tables, or a
+new sub-dataset per epoch, made on demand), resets the searcher's per-task state
+(``begin_task``) and runs an ordinary search of ``n_search`` evaluations on it; the searcher
+keeps learning across tasks. With a ``workdir`` every
 meta-epoch's search is durable like any search (history + checkpoint after each evaluation),
 and a meta checkpoint is written after each meta-epoch, so ``kill -9`` loses nothing.
 """
@@ -17,6 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from rich.progress import Progress
 
+from transfernas.executors import Executor
 from transfernas.history import History
 from transfernas.search import load_checkpoint, run_search, save_checkpoint
 from transfernas.searchers.base import Searcher
@@ -58,24 +60,39 @@ def task_schedule(n_tasks: int, n_epochs: int, seed: int) -> list[int]:
     return np.random.default_rng([seed, 0x7A5C]).integers(n_tasks, size=n_epochs).tolist()
 
 
+def scheduled(tasks: Sequence[Task], n_epochs: int, seed: int) -> Callable[[int], Task]:
+    """A fixed pool sampled by :func:`task_schedule` (the NB201 tables)."""
+    schedule = task_schedule(len(tasks), n_epochs, seed)
+    return lambda epoch: tasks[schedule[epoch]]
+
+
 def meta_train(
     space: SearchSpace,
     searcher: Searcher,
-    tasks: Sequence[Task],
+    task_at: Callable[[int], Task],
     n_epochs: int,
     n_search: int,
     *,
+    pool: Any,
     workdir: str | Path | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     progress: bool = False,
-) -> list[dict[str, Any]]:
-    """Meta-train ``searcher`` in place; returns one stats dict per meta-epoch."""
+    executor: Executor | None = None,
+    batch_size: int = 1,
+    failed_reward: float = 0.0,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Meta-train ``searcher`` in place on task ``task_at(epoch)`` of each meta-epoch.
+
+    ``pool`` identifies the task pool (names, specs): a resume with another pool is refused.
+    Tasks are made on demand, so a pool can be built lazily (a new sub-dataset per epoch).
+    Returns one stats dict per meta-epoch and every evaluation record (``trial`` = epoch).
+    """
     if not isinstance(searcher, MetaLearner):
         raise TypeError(f"searcher {searcher.name!r} is not a meta-learner (see MetaLearner)")
-    schedule = task_schedule(len(tasks), n_epochs, searcher.seed)
     workdir = Path(workdir) if workdir is not None else None
-    identity = {"searcher": searcher.name, "seed": searcher.seed, "tasks": [t.name for t in tasks]}
+    identity = {"searcher": searcher.name, "seed": searcher.seed, "pool": pool}
     curves: list[dict[str, Any]] = []
+    records: list[dict[str, Any]] = []
     start = 0
     state = load_checkpoint(workdir / "meta.pt") if workdir is not None else None
     if state is not None:
@@ -83,17 +100,29 @@ def meta_train(
             raise ValueError(f"{workdir}/meta.pt is for {state['identity']}, not {identity}")
         searcher.load_state_dict(state["searcher"])
         start, curves = state["epoch"], state["curves"]
+        for epoch in range(start):
+            records.extend(History(workdir / f"epoch_{epoch:04d}.jsonl"))
 
     with Progress(disable=not progress, transient=True) as bar:
         bar_id = bar.add_task(f"meta-training {searcher.name}", total=n_epochs, completed=start)
         for epoch in range(start, n_epochs):
-            task = tasks[schedule[epoch]]
+            task = task_at(epoch)
             searcher.begin_task()
             history = History(workdir / f"epoch_{epoch:04d}.jsonl") if workdir is not None else None
             step_ckpt = workdir / f"epoch_{epoch:04d}.pt" if workdir is not None else None
-            run_search(
-                space, task, searcher, n_search, history=history, checkpoint=step_ckpt, trial=epoch
+            history = run_search(
+                space,
+                task,
+                searcher,
+                n_search,
+                history=history,
+                checkpoint=step_ckpt,
+                trial=epoch,
+                executor=executor,
+                batch_size=batch_size,
+                failed_reward=failed_reward,
             )
+            records.extend(history)
             stats = {"epoch": epoch, "task": task.name} | searcher.task_stats()
             curves.append(stats)
             if workdir is not None:
@@ -110,4 +139,4 @@ def meta_train(
             if on_epoch is not None:
                 on_epoch(stats)
             bar.update(bar_id, completed=epoch + 1)
-    return curves
+    return curves, records

@@ -90,19 +90,32 @@ def meta_training_figure(curves: pd.DataFrame) -> Figure:
     return fig
 
 
-def search_figure(history: pd.DataFrame, title: str, optimum: float | None = None) -> Figure:
-    """One search: reward of each evaluation and the best so far."""
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+def search_figure(
+    history: pd.DataFrame, title: str, ylabel: str, optimum: float | None = None
+) -> Figure:
+    """One search: reward of each evaluation and the best so far; with measured latency, also
+    accuracy against latency (the trade-off the reward encodes)."""
+    trade_off = "latency_ms" in history and "val_acc" in history
+    fig, axes = plt.subplots(1, 2 if trade_off else 1, figsize=(11 if trade_off else 6.5, 4.2))
+    ax = axes[0] if trade_off else axes
     steps = history["step"].to_numpy() + 1
     ax.plot(steps, history["reward"], "o", ms=3, alpha=0.6, label="evaluation")
     ax.plot(steps, np.maximum.accumulate(history["reward"].to_numpy()), lw=1.8, label="best so far")
     if optimum is not None:
         ax.axhline(optimum, color="k", ls="--", lw=0.8, label="optimum")
     ax.set_xlabel("evaluations")
-    ax.set_ylabel("12-epoch validation acc. (%)")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
+    if trade_off:
+        ok = history[history.get("status", "ok") == "ok"]
+        points = axes[1].scatter(ok["latency_ms"], ok["val_acc"], c=ok["step"], s=14)
+        fig.colorbar(points, ax=axes[1], label="evaluation")
+        axes[1].set_xlabel("latency (ms, median)")
+        axes[1].set_ylabel("validation accuracy (%)")
+        axes[1].set_title("accuracy vs measured latency")
+        axes[1].grid(alpha=0.3)
     fig.tight_layout()
     return fig
 

@@ -1,8 +1,12 @@
-"""Core of the ``meta_train``, ``adapt`` and ``search`` stages on NAS-Bench-201 tables.
+"""Core of the ``meta_train``, ``adapt`` and ``search`` stages, on two kinds of task.
 
-meta_train: meta-train a meta-learning searcher on the tables of some datasets; only their
-            columns are read — the target dataset's never are.
-adapt:      start from the meta-trained networks and search the target dataset.
+``subdatasets`` (default): candidates are trained on ImageNet sub-datasets (CATCH §4.3) —
+meta-training takes a new sub-dataset per meta-epoch, adaptation one chosen target.
+``nb201``: rewards are NB201 table lookups; meta-training reads only the meta-training
+datasets' columns — the target dataset's never are.
+
+meta_train: meta-train a meta-learning searcher.
+adapt:      start from the meta-trained networks and search the target task.
 search:     the same search from scratch (any searcher): the baseline adaptation beats.
 Both searches are durable (history + checkpoint after each evaluation) and resume after kill -9.
 """
@@ -12,15 +16,20 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import pandas as pd
+import torch
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from transfernas.config import SearcherName
+from transfernas.data.build import SubdatasetParams
+from transfernas.environment import device_name
+from transfernas.executors import ExecutorConfig, make_executor
 from transfernas.history import History
-from transfernas.meta import MetaTrainingConfig, meta_train
+from transfernas.meta import MetaTrainingConfig, meta_train, scheduled
 from transfernas.search import run_search
 from transfernas.searchers import (
     SEARCHERS,
@@ -29,7 +38,16 @@ from transfernas.searchers import (
     check_searcher_name,
     make_searcher,
 )
-from transfernas.spaces.nb201 import NB201Space
+from transfernas.spaces.base import SearchSpace
+from transfernas.tasks.base import Task
+from transfernas.tasks.subdataset import (
+    Source,
+    TargetParams,
+    TrainedTaskParams,
+    meta_task_pool,
+    target_spec,
+    trained_task,
+)
 from transfernas.tasks.tabular import (
     COLUMNS_200,
     NB201Dataset,
@@ -37,6 +55,7 @@ from transfernas.tasks.tabular import (
     TabularTask,
     meta_tasks,
 )
+from transfernas.tasks.trained import TrainedTask
 
 log = logging.getLogger(__name__)
 
@@ -56,95 +75,164 @@ class MetaTrainParams(MetaTrainingConfig):
     """``meta_train`` block of ``conf/base/parameters_meta_train.yml``."""
 
     searcher: MetaLearnerName = "catch-meta"
+    tasks: Literal["subdatasets", "nb201"] = Field(
+        "subdatasets", description="a trained sub-dataset task per meta-epoch, or NB201 tables"
+    )
     datasets: list[NB201Dataset] = Field(
         default_factory=lambda: ["cifar100", "ImageNet16-120"],
         min_length=1,
-        description="NB201 tables used as meta-training tasks (leave the target out)",
+        description="tasks: nb201 — tables used as meta-training tasks (leave the target out)",
     )
     workdir: str | None = Field(None, description="durable meta-training state; reruns resume")
 
 
 class TargetSearchParams(BaseModel):
-    """``adapt`` / ``search`` blocks: one search on the target dataset."""
+    """``adapt`` / ``search`` blocks: one search on the target task."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     searcher: SearcherName = "catch-meta"
-    dataset: NB201Dataset = "cifar10-valid"
+    task: Literal["subdataset", "nb201"] = Field(
+        "subdataset", description="train candidates on a sub-dataset, or look up NB201"
+    )
+    dataset: NB201Dataset = Field("cifar10-valid", description="task: nb201 — the table")
+    target: TargetParams = Field(default_factory=TargetParams, description="task: subdataset")
     budget: int = Field(50, ge=1, description="evaluations on the target")
     seed: int = Field(0, ge=0)
     workdir: str | None = Field(None, description="durable history + checkpoint; reruns resume")
+
+
+@dataclass(frozen=True)
+class StageInputs:
+    """What the stages read besides their own block (catalog datasets, shared blocks)."""
+
+    nb201_12epoch: pd.DataFrame | None = None
+    source: Source | None = None
+    subdatasets: SubdatasetParams = field(default_factory=SubdatasetParams)
+    trained_task: TrainedTaskParams = field(default_factory=TrainedTaskParams)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+
+    def space_identity(self, tabular: bool) -> dict[str, Any]:
+        return {"name": "nb201"} if tabular else self.trained_task.space.model_dump()
 
 
 def _fingerprint(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+def _source(inputs: StageInputs) -> Source:
+    if inputs.source is None:
+        raise ValueError("trained tasks need an image source (catalog entry imagenet_source)")
+    return inputs.source
+
+
 def run_meta_training(
-    nb201_12epoch: pd.DataFrame, params: MetaTrainParams, searcher_config: SearcherConfig
-) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Meta-train; returns the checkpoint (networks + what produced them) and per-epoch curves."""
-    table = NB201Table.from_frame(nb201_12epoch, datasets=params.datasets)
-    tasks = meta_tasks(table, params.mixtures, params.seed)
-    space = tasks[0].space
+    params: MetaTrainParams, searcher_config: SearcherConfig, inputs: StageInputs
+) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
+    """Meta-train; returns the checkpoint (networks + what produced them), per-epoch curves
+    and one row per evaluation."""
+    tabular = params.tasks == "nb201"
+    if tabular:
+        table = NB201Table.from_frame(inputs.nb201_12epoch, datasets=params.datasets)
+        tasks = meta_tasks(table, params.mixtures, params.seed)
+        space = tasks[0].space
+        pool: Any = [t.name for t in tasks]
+        task_at = scheduled(tasks, params.n_epochs, params.seed)
+    else:
+        space = inputs.trained_task.space.build()
+        task_at, pool = meta_task_pool(
+            _source(inputs), inputs.subdatasets, inputs.trained_task, params.seed
+        )
     searcher = make_searcher(params.searcher, space, searcher_config, params.seed)
     workdir = None
     if params.workdir is not None:
         workdir = Path(params.workdir) / _fingerprint(
-            params.model_dump(), searcher_config.model_dump()
+            params.model_dump(), searcher_config.model_dump(), pool
         )
-    curves = meta_train(
-        space, searcher, tasks, params.n_epochs, params.n_search, workdir=workdir, progress=True
-    )
+    executor = make_executor(inputs.executor)
+    try:
+        curves, records = meta_train(
+            space,
+            searcher,
+            task_at,
+            params.n_epochs,
+            params.n_search,
+            pool=pool,
+            workdir=workdir,
+            progress=True,
+            executor=executor,
+            batch_size=inputs.executor.parallel,
+            failed_reward=inputs.executor.failed_reward,
+        )
+    finally:
+        executor.close()
     checkpoint = {
         "searcher": params.searcher,
-        "space": space.name,
+        "space": inputs.space_identity(tabular),
         "searcher_config": searcher_config.model_dump(),
         "meta_train": params.model_dump(),
-        "tasks": [t.name for t in tasks],
+        "tasks": sorted({c["task"] for c in curves}),
         "networks": searcher.network_state(),
     }
-    return checkpoint, pd.DataFrame(curves)
+    return checkpoint, pd.DataFrame(curves), History.frame_of(records)
 
 
 def _searcher_for_target(
-    params: TargetSearchParams, searcher_config: SearcherConfig, checkpoint: dict[str, Any] | None
+    params: TargetSearchParams,
+    space: SearchSpace,
+    space_identity: dict[str, Any],
+    searcher_config: SearcherConfig,
+    checkpoint: dict[str, Any] | None,
+    target_name: str,
 ) -> Searcher:
-    searcher = make_searcher(params.searcher, NB201Space(), searcher_config, params.seed)
+    searcher = make_searcher(params.searcher, space, searcher_config, params.seed)
     if checkpoint is None:
         return searcher
     if not SEARCHERS[params.searcher].meta_trained:
         raise ValueError(
             f"adapt.searcher: {params.searcher!r} cannot start from a meta-trained checkpoint"
         )
-    if (
-        SEARCHERS[checkpoint["searcher"]].config_key != searcher.config_key
-        or checkpoint["space"] != "nb201"
-    ):
+    if SEARCHERS[checkpoint["searcher"]].config_key != searcher.config_key:
         raise ValueError(
-            f"the meta_train checkpoint holds a {checkpoint['searcher']!r} agent for space "
-            f"{checkpoint['space']!r}; adapt.searcher is {params.searcher!r}"
+            f"the meta_train checkpoint holds a {checkpoint['searcher']!r} agent; "
+            f"adapt.searcher is {params.searcher!r}"
+        )
+    if checkpoint["space"] != space_identity:
+        raise ValueError(
+            f"the meta_train checkpoint was trained on space {checkpoint['space']}, the target "
+            f"task searches {space_identity}: run meta_train with the same trained_task.space "
+            "(and tasks kind) as adapt"
         )
     if checkpoint["searcher"] != params.searcher:
         log.warning("adapting %s from a %s checkpoint", params.searcher, checkpoint["searcher"])
-    if f"nb201/{params.dataset}" in checkpoint["tasks"]:
+    if target_name in checkpoint["tasks"]:
         log.warning(
-            "target %s was a meta-training task: this is not a transfer result", params.dataset
+            "target %s was a meta-training task: this is not a transfer result", target_name
         )
     searcher.load_network_state(checkpoint["networks"])
     return searcher
 
 
+def target_task(params: TargetSearchParams, inputs: StageInputs) -> Task:
+    if params.task == "nb201":
+        table = NB201Table.from_frame(inputs.nb201_12epoch, datasets=[params.dataset])
+        return TabularTask(table, params.dataset)
+    spec = target_spec(_source(inputs), inputs.subdatasets, params.target)
+    return trained_task(spec, inputs.subdatasets, inputs.trained_task, params.seed)
+
+
 def run_target_search(
-    nb201_12epoch: pd.DataFrame,
     params: TargetSearchParams,
     searcher_config: SearcherConfig,
+    inputs: StageInputs,
     checkpoint: dict[str, Any] | None = None,
-) -> History:
-    """Search the target dataset, from a meta-trained checkpoint or from scratch."""
-    searcher = _searcher_for_target(params, searcher_config, checkpoint)
-    task = TabularTask(
-        NB201Table.from_frame(nb201_12epoch, datasets=[params.dataset]), params.dataset
+) -> tuple[History, Task]:
+    """Search the target task, from a meta-trained checkpoint or from scratch."""
+    task = target_task(params, inputs)
+    tabular = params.task == "nb201"
+    space = task.space
+    searcher = _searcher_for_target(
+        params, space, inputs.space_identity(tabular), searcher_config, checkpoint, task.name
     )
     history, ckpt = History(), None
     if params.workdir is not None:
@@ -154,29 +242,59 @@ def run_target_search(
             origin = {
                 k: checkpoint[k] for k in ("searcher", "searcher_config", "meta_train", "tasks")
             }
+        task_parts = None if tabular else inputs.trained_task.model_dump()
         run_dir = Path(params.workdir) / _fingerprint(
-            params.model_dump(), searcher_config.model_dump(), origin
+            params.model_dump(), searcher_config.model_dump(), origin, task.name, task_parts
         )
         history, ckpt = History(run_dir / "history.jsonl"), run_dir / "searcher.pt"
-    return run_search(
-        task.space, task, searcher, params.budget, history=history, checkpoint=ckpt, progress=True
-    )
+    executor = make_executor(inputs.executor)
+    try:
+        history = run_search(
+            space,
+            task,
+            searcher,
+            params.budget,
+            history=history,
+            checkpoint=ckpt,
+            progress=True,
+            executor=executor,
+            batch_size=inputs.executor.parallel,
+            failed_reward=inputs.executor.failed_reward,
+        )
+    finally:
+        executor.close()
+    return history, task
 
 
 def best_architecture(
-    history: History, dataset: str, nb201_200epoch: pd.DataFrame
+    history: History, params: TargetSearchParams, task: Task, nb201_200epoch: pd.DataFrame
 ) -> dict[str, Any]:
-    """The search's answer, with its 200-epoch test accuracy read only now, for the report."""
+    """The search's answer. On NB201 its 200-epoch test accuracy is read only now (report)."""
     best = history.best()
-    index = int(best["metrics"]["arch_index"])
-    return {
-        "dataset": dataset,
+    out = {
+        "searcher": params.searcher,
+        "task": task.name,
         "arch": best["arch"],
         "actions": best["actions"],
-        "arch_index": index,
+        "reward": best["reward"],
         "found_at_step": best["step"],
-        "val_acc_12epoch": best["reward"],
-        "test_acc_12epoch": best["metrics"]["test_acc"],
-        "test_acc_200epoch": float(nb201_200epoch[COLUMNS_200[dataset]].iloc[index]),
         "evaluations": len(history),
+        "failed_evaluations": sum(r.get("status") == "failed" for r in history),
+    }
+    if params.task == "nb201":
+        index = int(best["metrics"]["arch_index"])
+        return out | {
+            "dataset": params.dataset,
+            "arch_index": index,
+            "val_acc_12epoch": best["reward"],
+            "test_acc_12epoch": best["metrics"]["test_acc"],
+            "test_acc_200epoch": float(nb201_200epoch[COLUMNS_200[params.dataset]].iloc[index]),
+        }
+    assert isinstance(task, TrainedTask)
+    return out | {
+        "dataset": task.name,
+        "space": task.space.name,
+        "metrics": best["metrics"],
+        "latency_device": device_name(torch.device(task.latency.device)),
+        "latency_input": [task.latency.batch_size, 3, *task.latency.input_size],
     }

@@ -70,46 +70,58 @@ class SamplingConfig(BaseModel):
     chunk_size: int = Field(256, ge=1)
 
 
+class SubdatasetParams(SamplingConfig):
+    """The ``subdatasets`` block: sampling plus where built sub-datasets live."""
+
+    out_dir: str = "data/03_primary/subdatasets"
+
+
 def make_specs(
     source: ImageFolderSource | DownsampledSource, config: SamplingConfig
 ) -> list[SubdatasetSpec]:
-    """Seeded specs: spec k uses rng([seed, k]) for its class count, size, classes and images."""
+    """Specs 0 .. n_subdatasets − 1 (see :func:`make_spec`)."""
+    return [make_spec(source, config, k) for k in range(config.n_subdatasets)]
+
+
+def make_spec(
+    source: ImageFolderSource | DownsampledSource, config: SamplingConfig, k: int
+) -> SubdatasetSpec:
+    """Spec k: rng([seed, k]) picks its class count, size, classes and images.
+
+    Spec k does not depend on how many specs are made, so a meta-training run that needs a new
+    sub-dataset per epoch reuses the ones the ``subdatasets`` stage already built.
+    """
     pool = [c for c in source.classes if c not in set(config.exclude)]
-    specs = []
-    for k in range(config.n_subdatasets):
-        rng = np.random.default_rng([config.seed, k])
-        n = int(rng.choice(config.n_classes))
-        size = int(rng.choice(config.image_sizes))
-        if n > len(pool):
-            raise ValueError(
-                f"subdatasets.n_classes: {n} > {len(pool)} classes available in {source.root}"
-            )
-        classes = sorted(str(c) for c in rng.choice(pool, size=n, replace=False))
-        files: dict[str, list[list[str]]] = {"train": [], "val": []}
-        for wnid in classes:
-            train = [str(p.relative_to(source.root)) for p in source.files("train", wnid)]
-            if source.has_val():
-                val = [str(p.relative_to(source.root)) for p in source.files("val", wnid)]
-            else:
-                perm = rng.permutation(len(train))
-                n_val = round(config.val_fraction * len(train))
-                val, train = (
-                    [train[i] for i in sorted(perm[:n_val])],
-                    [train[i] for i in sorted(perm[n_val:])],
-                )
-            files["train"].append(_cap(train, config.train_per_class, rng))
-            files["val"].append(_cap(val, config.val_per_class, rng))
-        specs.append(
-            SubdatasetSpec(
-                root=str(source.root.resolve()),
-                seed=config.seed,
-                image_size=size,
-                resize=config.resize,
-                classes=classes,
-                files=files,
-            )
+    rng = np.random.default_rng([config.seed, k])
+    n = int(rng.choice(config.n_classes))
+    size = int(rng.choice(config.image_sizes))
+    if n > len(pool):
+        raise ValueError(
+            f"subdatasets.n_classes: {n} > {len(pool)} classes available in {source.root}"
         )
-    return specs
+    classes = sorted(str(c) for c in rng.choice(pool, size=n, replace=False))
+    files: dict[str, list[list[str]]] = {"train": [], "val": []}
+    for wnid in classes:
+        train = [str(p.relative_to(source.root)) for p in source.files("train", wnid)]
+        if source.has_val():
+            val = [str(p.relative_to(source.root)) for p in source.files("val", wnid)]
+        else:
+            perm = rng.permutation(len(train))
+            n_val = round(config.val_fraction * len(train))
+            val, train = (
+                [train[i] for i in sorted(perm[:n_val])],
+                [train[i] for i in sorted(perm[n_val:])],
+            )
+        files["train"].append(_cap(train, config.train_per_class, rng))
+        files["val"].append(_cap(val, config.val_per_class, rng))
+    return SubdatasetSpec(
+        root=str(source.root.resolve()),
+        seed=config.seed,
+        image_size=size,
+        resize=config.resize,
+        classes=classes,
+        files=files,
+    )
 
 
 def _cap(files: list[str], cap: int | None, rng: np.random.Generator) -> list[str]:

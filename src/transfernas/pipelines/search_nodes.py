@@ -1,4 +1,5 @@
-"""Nodes shared by ``adapt`` and ``search``: one durable search on the target NB201 dataset."""
+"""Nodes shared by ``meta_train``, ``adapt`` and ``search``: parameters → stage inputs, one
+durable search on the target task, and its report."""
 
 from __future__ import annotations
 
@@ -8,41 +9,72 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from transfernas.config import searcher_config, validate_params, validate_searchers
+from transfernas.data.build import SubdatasetParams
+from transfernas.executors import ExecutorConfig
 from transfernas.plots import search_figure
-from transfernas.stages import TargetSearchParams, best_architecture, run_target_search
+from transfernas.stages import StageInputs, TargetSearchParams, best_architecture, run_target_search
+from transfernas.tasks.subdataset import Source, TrainedTaskParams
+
+# per-evaluation columns logged as MLflow metric histories when the history has them
+EVALUATION_METRICS = ("reward", "val_acc", "latency_ms", "train_s")
+
+
+def stage_inputs(
+    nb201_12epoch: pd.DataFrame,
+    source: Source,
+    subdatasets: dict[str, Any],
+    trained_task: dict[str, Any],
+    executor: dict[str, Any],
+) -> StageInputs:
+    return StageInputs(
+        nb201_12epoch,
+        source,
+        validate_params(SubdatasetParams, subdatasets, "subdatasets"),
+        validate_params(TrainedTaskParams, trained_task, "trained_task"),
+        validate_params(ExecutorConfig, executor, "executor"),
+    )
 
 
 def target_search(
     key: str,
     checkpoint: dict[str, Any] | None,
-    nb201_12epoch: pd.DataFrame,
+    inputs: StageInputs,
     nb201_200epoch: pd.DataFrame,
     params: dict[str, Any],
     searchers: dict[str, Any],
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     config = validate_params(TargetSearchParams, params, key)
     settings = validate_searchers(searchers)
-    history = run_target_search(
-        nb201_12epoch, config, searcher_config(settings, config.searcher), checkpoint
+    history, task = run_target_search(
+        config, searcher_config(settings, config.searcher), inputs, checkpoint
     )
-    best = best_architecture(history, config.dataset, nb201_200epoch) | {
-        "searcher": config.searcher
+    return history.to_frame(), best_architecture(history, config, task, nb201_200epoch)
+
+
+def metric_histories(frame: pd.DataFrame, step: pd.Series) -> dict[str, Any]:
+    """kedro-mlflow metric histories of the per-evaluation columns a history has."""
+    return {
+        name: [
+            {"step": int(s), "value": float(v)}
+            for s, v in zip(step, frame[name], strict=True)
+            if pd.notna(v)
+        ]
+        for name in EVALUATION_METRICS
+        if name in frame
     }
-    return history.to_frame(), best
 
 
 def search_report(history: pd.DataFrame, best: dict[str, Any]) -> tuple[dict[str, Any], Figure]:
-    running = history["reward"].cummax()
-    metrics = {
-        "reward": [
-            {"step": int(s), "value": float(v)}
-            for s, v in zip(history["step"], history["reward"], strict=True)
-        ],
-        "best_so_far": [
-            {"step": int(s), "value": float(v)}
-            for s, v in zip(history["step"], running, strict=True)
-        ],
-        "best_test_acc_200epoch": {"step": 0, "value": best["test_acc_200epoch"]},
-    }
-    title = f"{best['searcher']} on NB201 {best['dataset']} ({best['evaluations']} evaluations)"
-    return metrics, search_figure(history, title)
+    metrics = metric_histories(history, history["step"])
+    metrics["best_so_far"] = [
+        {"step": int(s), "value": float(v)}
+        for s, v in zip(history["step"], history["reward"].cummax(), strict=True)
+    ]
+    if "test_acc_200epoch" in best:
+        metrics["best_test_acc_200epoch"] = {"step": 0, "value": best["test_acc_200epoch"]}
+    title = f"{best['searcher']} on {best['task']} ({best['evaluations']} evaluations)"
+    if "test_acc_200epoch" in best:
+        ylabel = "12-epoch validation acc. (%)"
+    else:
+        ylabel = "reward (val. acc. %; × (LAT/T)^w with a target)"
+    return metrics, search_figure(history, title, ylabel)

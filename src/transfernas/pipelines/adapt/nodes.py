@@ -1,4 +1,4 @@
-"""Kedro nodes of ``adapt``: the meta-trained agent searches the target dataset."""
+"""Kedro nodes of ``adapt``: the meta-trained agent searches the target task."""
 
 from __future__ import annotations
 
@@ -6,14 +6,20 @@ from typing import Any
 
 import pandas as pd
 
-from transfernas.pipelines.search_nodes import target_search
+from transfernas.pipelines.search_nodes import stage_inputs, target_search
+from transfernas.tasks.subdataset import Source
 
 
 def adapt_agent(
     meta_checkpoint: dict[str, Any],
     nb201_12epoch: pd.DataFrame,
     nb201_200epoch: pd.DataFrame,
+    source: Source,
     params: dict[str, Any],
+    subdatasets: dict[str, Any],
+    trained_task: dict[str, Any],
+    executor: dict[str, Any],
     searchers: dict[str, Any],
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    return target_search("adapt", meta_checkpoint, nb201_12epoch, nb201_200epoch, params, searchers)
+    inputs = stage_inputs(nb201_12epoch, source, subdatasets, trained_task, executor)
+    return target_search("adapt", meta_checkpoint, inputs, nb201_200epoch, params, searchers)

@@ -1,4 +1,4 @@
-"""``kedro run --pipeline adapt``: adapt the meta-trained agent to the target dataset."""
+"""``kedro run --pipeline adapt``: adapt the meta-trained agent to the target task."""
 
 from kedro.pipeline import Node, Pipeline
 
@@ -15,7 +15,11 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "meta_checkpoint",
                     "nb201_12epoch",
                     "nb201_200epoch",
+                    "imagenet_source",
                     "params:adapt",
+                    "params:subdatasets",
+                    "params:trained_task",
+                    "params:executor",
                     "params:searchers",
                 ],
                 ["adapt_history", "adapt_best"],

@@ -1,4 +1,4 @@
-"""Kedro nodes of ``meta_train``: meta-train a meta-learning searcher on NB201 tables."""
+"""Kedro nodes of ``meta_train``: meta-train a meta-learning searcher (sub-datasets or NB201)."""
 
 from __future__ import annotations
 
@@ -8,26 +8,42 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from transfernas.config import searcher_config, validate_params, validate_searchers
+from transfernas.environment import machine_info
+from transfernas.pipelines.search_nodes import metric_histories, stage_inputs
 from transfernas.plots import meta_training_figure
 from transfernas.stages import MetaTrainParams, run_meta_training
+from transfernas.tasks.subdataset import Source
 
 CURVE_METRICS = ("best_reward", "loss_controller", "loss_evaluator", "kl", "entropy")
 
 
 def meta_train_agent(
-    nb201_12epoch: pd.DataFrame, params: dict[str, Any], searchers: dict[str, Any]
-) -> tuple[dict[str, Any], pd.DataFrame, dict[str, Any]]:
-    """Checkpoint (networks + config + task list), per-epoch curves, and a JSON manifest."""
+    nb201_12epoch: pd.DataFrame,
+    source: Source,
+    params: dict[str, Any],
+    subdatasets: dict[str, Any],
+    trained_task: dict[str, Any],
+    executor: dict[str, Any],
+    searchers: dict[str, Any],
+) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Checkpoint (networks + config + tasks), per-epoch curves, evaluations, JSON manifest."""
     config = validate_params(MetaTrainParams, params, "meta_train")
     settings = validate_searchers(searchers)
-    checkpoint, curves = run_meta_training(
-        nb201_12epoch, config, searcher_config(settings, config.searcher)
+    inputs = stage_inputs(nb201_12epoch, source, subdatasets, trained_task, executor)
+    checkpoint, curves, evaluations = run_meta_training(
+        config, searcher_config(settings, config.searcher), inputs
     )
     manifest = {k: v for k, v in checkpoint.items() if k != "networks"}
-    return checkpoint, curves, manifest
+    manifest["machine"] = machine_info()
+    if config.tasks == "subdatasets":
+        manifest["trained_task"] = inputs.trained_task.model_dump()
+    return checkpoint, curves, evaluations, manifest
 
 
-def meta_train_report(curves: pd.DataFrame) -> tuple[dict[str, Any], Figure]:
+def meta_train_report(
+    curves: pd.DataFrame, evaluations: pd.DataFrame
+) -> tuple[dict[str, Any], Figure]:
+    """Per-epoch curves, and every evaluation at its global step (epoch × n_search + step)."""
     metrics = {
         name: [
             {"step": int(e), "value": float(v)}
@@ -36,4 +52,7 @@ def meta_train_report(curves: pd.DataFrame) -> tuple[dict[str, Any], Figure]:
         for name in CURVE_METRICS
         if name in curves
     }
+    n_search = int(evaluations["step"].max()) + 1
+    step = evaluations["trial"] * n_search + evaluations["step"]
+    metrics |= {f"evaluation.{k}": v for k, v in metric_histories(evaluations, step).items()}
     return metrics, meta_training_figure(curves)

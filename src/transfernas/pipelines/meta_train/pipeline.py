@@ -1,4 +1,4 @@
-"""``kedro run --pipeline meta_train``: meta-train CATCH on NB201 tables (target held out)."""
+"""``kedro run --pipeline meta_train``: meta-train CATCH on sub-dataset tasks (or NB201 tables)."""
 
 from kedro.pipeline import Node, Pipeline
 
@@ -10,13 +10,26 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 meta_train_agent,
-                ["nb201_12epoch", "params:meta_train", "params:searchers"],
-                ["meta_checkpoint", "meta_train_curves", "meta_train_manifest"],
+                [
+                    "nb201_12epoch",
+                    "imagenet_source",
+                    "params:meta_train",
+                    "params:subdatasets",
+                    "params:trained_task",
+                    "params:executor",
+                    "params:searchers",
+                ],
+                [
+                    "meta_checkpoint",
+                    "meta_train_curves",
+                    "meta_train_evaluations",
+                    "meta_train_manifest",
+                ],
                 name="meta_train_agent",
             ),
             Node(
                 meta_train_report,
-                "meta_train_curves",
+                ["meta_train_curves", "meta_train_evaluations"],
                 ["meta_train_metrics", "meta_train_plot"],
                 name="report_meta_training",
             ),

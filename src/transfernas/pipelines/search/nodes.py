@@ -1,4 +1,4 @@
-"""Kedro nodes of ``search``: search the target dataset from scratch (the baseline)."""
+"""Kedro nodes of ``search``: search the target task from scratch (the baseline)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,19 @@ from typing import Any
 
 import pandas as pd
 
-from transfernas.pipelines.search_nodes import target_search
+from transfernas.pipelines.search_nodes import stage_inputs, target_search
+from transfernas.tasks.subdataset import Source
 
 
 def search_from_scratch(
     nb201_12epoch: pd.DataFrame,
     nb201_200epoch: pd.DataFrame,
+    source: Source,
     params: dict[str, Any],
+    subdatasets: dict[str, Any],
+    trained_task: dict[str, Any],
+    executor: dict[str, Any],
     searchers: dict[str, Any],
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    return target_search("search", None, nb201_12epoch, nb201_200epoch, params, searchers)
+    inputs = stage_inputs(nb201_12epoch, source, subdatasets, trained_task, executor)
+    return target_search("search", None, inputs, nb201_200epoch, params, searchers)

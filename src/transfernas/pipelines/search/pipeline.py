@@ -11,7 +11,16 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 search_from_scratch,
-                ["nb201_12epoch", "nb201_200epoch", "params:search", "params:searchers"],
+                [
+                    "nb201_12epoch",
+                    "nb201_200epoch",
+                    "imagenet_source",
+                    "params:search",
+                    "params:subdatasets",
+                    "params:trained_task",
+                    "params:executor",
+                    "params:searchers",
+                ],
                 ["search_history", "search_best"],
                 name="search_from_scratch",
             ),

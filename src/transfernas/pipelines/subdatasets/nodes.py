@@ -9,13 +9,9 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from transfernas.config import validate_params
-from transfernas.data.build import SamplingConfig, build_subdataset, load_subdataset, make_specs
+from transfernas.data.build import SubdatasetParams, build_subdataset, load_subdataset, make_specs
 from transfernas.data.sources import DownsampledSource, ImageFolderSource
 from transfernas.plots import contact_sheet
-
-
-class SubdatasetParams(SamplingConfig):
-    out_dir: str = "data/03_primary/subdatasets"
 
 
 def build_subdatasets(

@@ -1,0 +1,136 @@
+"""Trained tasks on ImageNet sub-datasets: the meta-training pool and the adaptation target.
+
+Meta-training (CATCH §4.3): meta-epoch k trains candidates on sub-dataset spec k of the
+``subdatasets`` sampling (seed, 10/20/30 classes, sizes), built on first use and reused after —
+specs 0..n−1 are exactly the ones the ``subdatasets`` stage builds. Adaptation targets one
+chosen sub-dataset: ``n_classes`` random classes of the source, or all of them (the full
+dataset), at one image size, optionally from another tree (``path``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from transfernas.data.build import (
+    SubdatasetParams,
+    SubdatasetSpec,
+    build_subdataset,
+    load_subdataset,
+    make_spec,
+)
+from transfernas.data.sources import DownsampledSource, ImageFolderSource
+from transfernas.spaces.base import SearchSpace
+from transfernas.spaces.nb201 import NB201Space
+from transfernas.spaces.resblock import ResBlockSpace
+from transfernas.tasks.latency import LatencyConfig
+from transfernas.tasks.trained import ImageData, RewardConfig, TrainedTask, TrainingConfig
+
+Source = ImageFolderSource | DownsampledSource
+
+
+class ResBlockSpaceParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Literal["resblock"] = "resblock"
+    block: Literal["basic", "bottleneck"] = "basic"
+    stem: Literal["small", "imagenet"] = Field("small", description="small: 16–32 px inputs")
+    channel_scale: float = Field(1.0, gt=0, le=4, description="width multiplier (1 = paper)")
+
+    def build(self) -> SearchSpace:
+        return ResBlockSpace(self.block, self.stem, self.channel_scale)
+
+
+class NB201SpaceParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Literal["nb201"] = "nb201"
+    channels: int = Field(16, ge=1, description="NB201 trains C=16")
+    cells: int = Field(5, ge=1, description="cells per stage; NB201 trains N=5")
+
+    def build(self) -> SearchSpace:
+        return NB201Space(self.channels, self.cells)
+
+
+SpaceParams = Annotated[ResBlockSpaceParams | NB201SpaceParams, Field(discriminator="name")]
+
+
+class TrainedTaskParams(BaseModel):
+    """``trained_task``: the space searched and how each candidate is trained and timed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    space: SpaceParams = Field(default_factory=ResBlockSpaceParams)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    reward: RewardConfig = Field(default_factory=RewardConfig)
+    latency: LatencyConfig = Field(default_factory=LatencyConfig)
+
+
+class TargetParams(BaseModel):
+    """The adaptation target: one sub-dataset (``n_classes: null`` = every class)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    n_classes: int | None = Field(None, ge=2, description="random classes; null = all")
+    image_size: int = Field(16, ge=4)
+    seed: int = Field(0, ge=0)
+    path: str | None = Field(None, description="another ImageNet-style tree (full dataset)")
+
+
+def trained_task(
+    spec: SubdatasetSpec, sub: SubdatasetParams, params: TrainedTaskParams, seed: int
+) -> TrainedTask:
+    """Build (or reuse) the sub-dataset of ``spec`` and wrap it as a trained task."""
+    folder = build_subdataset(
+        spec, sub.out_dir, workers=sub.workers, chunk_size=sub.chunk_size, progress=False
+    )
+    train = ImageData.from_arrays(*load_subdataset(folder, "train"))
+    val = ImageData.from_arrays(*load_subdataset(folder, "val"))
+    name = f"subdataset/{spec.spec_id}/{len(spec.classes)}cls@{spec.image_size}px"
+    return TrainedTask(
+        name,
+        params.space.build(),
+        train,
+        val,
+        len(spec.classes),
+        params.training,
+        params.reward,
+        params.latency,
+        seed,
+    )
+
+
+def meta_task_pool(
+    source: Source, sub: SubdatasetParams, params: TrainedTaskParams, seed: int
+) -> tuple[Callable[[int], TrainedTask], dict[str, object]]:
+    """Meta-epoch k → task on spec k (built when first needed), and the pool's identity."""
+
+    def task_at(k: int) -> TrainedTask:
+        return trained_task(make_spec(source, sub, k), sub, params, seed)
+
+    identity = {
+        "source": str(source.root.resolve()),
+        "sampling": sub.model_dump(exclude={"out_dir", "workers", "chunk_size"}),
+        "trained_task": params.model_dump(),
+        "seed": seed,
+    }
+    return task_at, identity
+
+
+def target_spec(source: Source, sub: SubdatasetParams, target: TargetParams) -> SubdatasetSpec:
+    """The target's spec: caps, split and resize as in ``subdatasets``; classes and size here."""
+    if target.path is not None:
+        source = ImageFolderSource(Path(target.path))
+    n = len(source.classes) if target.n_classes is None else target.n_classes
+    config = sub.model_copy(
+        update={
+            "n_classes": [n],
+            "image_sizes": [target.image_size],
+            "seed": target.seed,
+            "exclude": [],  # exclusions keep targets out of meta-training, not out of targets
+        }
+    )
+    return make_spec(source, config, 0)
