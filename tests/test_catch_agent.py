@@ -157,11 +157,15 @@ def test_meta_training_transfers(table):
 
 def test_meta_train_stage_never_reads_the_target(nb201_12):
     from transfernas.searchers.catch import CatchConfig
-    from transfernas.stages import MetaTrainParams, run_meta_training
+    from transfernas.stages import MetaTrainParams, StageInputs, run_meta_training
 
-    params = MetaTrainParams(n_epochs=2, n_search=8, datasets=["cifar100", "ImageNet16-120"])
-    clean, _ = run_meta_training(nb201_12, params, CatchConfig())
-    poisoned, _ = run_meta_training(_poisoned(nb201_12, "cifar10-valid"), params, CatchConfig())
+    params = MetaTrainParams(
+        tasks="nb201", n_epochs=2, n_search=8, datasets=["cifar100", "ImageNet16-120"]
+    )
+    clean, _, _ = run_meta_training(params, CatchConfig(), StageInputs(nb201_12))
+    poisoned, _, _ = run_meta_training(
+        params, CatchConfig(), StageInputs(_poisoned(nb201_12, "cifar10-valid"))
+    )
     assert _states_equal(clean["networks"], poisoned["networks"])
     assert clean["tasks"] == ["nb201/cifar100", "nb201/ImageNet16-120"]
 

@@ -49,9 +49,7 @@ def _kedro(project: Path, *args: str, timeout: int = 300) -> subprocess.Complete
     )
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    dst = tmp_path_factory.mktemp("project")
+def _copy_project(dst: Path) -> Path:
     for item in (
         "pyproject.toml",
         ".telemetry",
@@ -67,6 +65,11 @@ def project(tmp_path_factory) -> Path:
         ROOT / "src", dst / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
     )
     return dst
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    return _copy_project(tmp_path_factory.mktemp("project"))
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +165,16 @@ def test_bad_parameter_is_named(project, override, expected):
             "meta_train.searcher: 'rea' is not meta-trained; allowed: catch-meta, catch-zero, catch-random",
         ),
         (
+            "meta_train",
+            "trained_task.training.epochs=0",
+            "trained_task.training.epochs: Input should be greater than or equal to 1",
+        ),
+        (
+            "search",
+            "executor.kind=dask",
+            "executor.kind: Input should be 'serial' or 'ray'",
+        ),
+        (
             "search",
             "search.dataset=mnist",
             "search.dataset: Input should be 'cifar10-valid', 'cifar100' or 'ImageNet16-120'",
@@ -174,43 +187,101 @@ def test_bad_stage_parameter_is_named(project, pipeline, override, expected):
     assert expected in " ".join((result.stdout + result.stderr).split())
 
 
-@pytest.fixture(scope="module")
-def chain(project) -> Path:
-    """meta_train → adapt, then the search-from-scratch baseline, with tiny budgets."""
-    for pipeline, params in [
-        ("meta_train", "meta_train.n_epochs=3,meta_train.n_search=10"),
-        ("adapt", "adapt.budget=12"),
-        ("search", "search.budget=12"),
-    ]:
+# trained sub-dataset tasks (the defaults), shrunk: 1 epoch, 16 px, few evaluations
+TRAINED = (
+    "subdatasets.image_sizes=[16],trained_task.training.epochs=1,"
+    "trained_task.latency.repeats=5"
+)
+TRAINED_STAGES = [
+    ("meta_train", TRAINED + ",meta_train.n_epochs=2,meta_train.n_search=3"),
+    ("adapt", TRAINED + ",adapt.budget=4"),
+    ("search", TRAINED + ",search.budget=4"),
+]
+TABLE_STAGES = [
+    ("meta_train", "meta_train.tasks=nb201,meta_train.n_epochs=3,meta_train.n_search=10"),
+    ("adapt", "adapt.task=nb201,adapt.budget=12"),
+    ("search", "search.task=nb201,search.budget=12"),
+]
+
+
+def _run_chain(project: Path, stages: list[tuple[str, str]]) -> Path:
+    for pipeline, params in stages:
         result = _kedro(project, "run", "--pipeline", pipeline, "--params", params)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return project
 
 
-def test_meta_train_outputs_and_mlflow(chain):
+@pytest.fixture(scope="module")
+def chain(project) -> Path:
+    """meta_train → adapt, then search from scratch, on trained sub-dataset tasks."""
+    return _run_chain(project, TRAINED_STAGES)
+
+
+@pytest.fixture(scope="module")
+def table_chain(tmp_path_factory) -> Path:
+    """The same chain on NB201 tables (leave-one-dataset-out)."""
+    return _run_chain(_copy_project(tmp_path_factory.mktemp("tables")), TABLE_STAGES)
+
+
+def test_meta_train_on_subdatasets_outputs_and_mlflow(chain):
     manifest = json.loads((chain / "data/06_models/meta_train_manifest.json").read_text())
+    assert manifest["space"]["name"] == "resblock" and len(manifest["tasks"]) == 2
+    assert all(t.startswith("subdataset/") and t.endswith("@16px") for t in manifest["tasks"])
+    evaluations = pd.read_parquet(chain / "data/07_model_output/meta_train_evaluations.parquet")
+    assert len(evaluations) == 6 and (evaluations["status"] == "ok").all()
+    assert {"val_acc", "latency_ms", "latency_cv", "params_m"} <= set(evaluations.columns)
+    client, run = _mlflow_run(chain, "meta_train")
+    for name in ("reward", "val_acc", "latency_ms"):
+        history = client.get_metric_history(run.info.run_id, f"meta_train.evaluation.{name}")
+        assert [m.step for m in history] == list(range(6))
+    assert [
+        m.step for m in client.get_metric_history(run.info.run_id, "meta_train.best_reward")
+    ] == [0, 1]
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "meta_train")}
+    assert {
+        "meta_train/meta_checkpoint.pt",
+        "meta_train/meta_train_curves.png",
+        "meta_train/meta_train_evaluations.parquet",
+    } <= artifacts
+
+
+@pytest.mark.parametrize("stage", ["adapt", "search"])
+def test_trained_target_search_outputs_and_mlflow(chain, stage):
+    best = json.loads((chain / f"data/08_reporting/{stage}_best.json").read_text())
+    history = pd.read_parquet(chain / f"data/07_model_output/{stage}_history.parquet")
+    assert len(history) == 4 and best["evaluations"] == 4
+    assert best["task"].endswith("/40cls@16px")  # the whole embedded sample: the full dataset
+    assert best["reward"] == history["reward"].max()
+    # the reward is accuracy weighted by measured latency: R = P·(LAT/T)^w
+    row = history.loc[history["reward"].idxmax()]
+    assert row["reward"] == pytest.approx(row["val_acc"] * (row["latency_ms"] / 3.0) ** -0.05)
+    client, run = _mlflow_run(chain, stage)
+    for name in ("best_so_far", "val_acc", "latency_ms"):
+        assert [m.step for m in client.get_metric_history(run.info.run_id, f"{stage}.{name}")] == [0, 1, 2, 3]
+
+
+def test_meta_train_on_tables_outputs_and_mlflow(table_chain):
+    manifest = json.loads((table_chain / "data/06_models/meta_train_manifest.json").read_text())
     assert manifest["tasks"] == ["nb201/cifar100", "nb201/ImageNet16-120"]  # target held out
     assert manifest["searcher"] == "catch-meta" and manifest["meta_train"]["n_epochs"] == 3
-    curves = pd.read_csv(chain / "data/08_reporting/meta_train_curves.csv")
+    curves = pd.read_csv(table_chain / "data/08_reporting/meta_train_curves.csv")
     assert curves["epoch"].tolist() == [0, 1, 2]
-    client, run = _mlflow_run(chain, "meta_train")
+    client, run = _mlflow_run(table_chain, "meta_train")
     assert run.data.params["meta_train.n_search"] == "10"
     assert [
         m.step for m in client.get_metric_history(run.info.run_id, "meta_train.loss_evaluator")
     ] == [0, 1, 2]
-    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "meta_train")}
-    assert {"meta_train/meta_checkpoint.pt", "meta_train/meta_train_curves.png"} <= artifacts
 
 
 @pytest.mark.parametrize("stage", ["adapt", "search"])
-def test_target_search_outputs_and_mlflow(chain, nb201_200, stage):
-    best = json.loads((chain / f"data/08_reporting/{stage}_best.json").read_text())
-    history = pd.read_parquet(chain / f"data/07_model_output/{stage}_history.parquet")
+def test_table_target_search_outputs_and_mlflow(table_chain, nb201_200, stage):
+    best = json.loads((table_chain / f"data/08_reporting/{stage}_best.json").read_text())
+    history = pd.read_parquet(table_chain / f"data/07_model_output/{stage}_history.parquet")
     assert len(history) == 12 and best["evaluations"] == 12
     assert best["val_acc_12epoch"] == history["reward"].max()
     assert best["test_acc_200epoch"] == nb201_200["cifar10"][best["arch_index"]]
     assert best["searcher"] == {"adapt": "catch-meta", "search": "catch-sfs"}[stage]
-    client, run = _mlflow_run(chain, stage)
+    client, run = _mlflow_run(table_chain, stage)
     curve = client.get_metric_history(run.info.run_id, f"{stage}.best_so_far")
     assert [m.step for m in curve] == list(range(12))
     assert f"{stage}/{stage}_history.parquet" in {
@@ -220,10 +291,17 @@ def test_target_search_outputs_and_mlflow(chain, nb201_200, stage):
 
 def test_adapt_rerun_resumes_without_new_evaluations(chain):
     before = pd.read_parquet(chain / "data/07_model_output/adapt_history.parquet")
-    result = _kedro(chain, "run", "--pipeline", "adapt", "--params", "adapt.budget=12")
+    result = _kedro(chain, "run", "--pipeline", "adapt", "--params", TRAINED_STAGES[1][1])
     assert result.returncode == 0
     after = pd.read_parquet(chain / "data/07_model_output/adapt_history.parquet")
     pd.testing.assert_frame_equal(before, after)  # same rows, same timestamps: nothing re-run
+
+
+def test_adapt_refuses_a_checkpoint_of_another_space(chain):
+    params = TRAINED_STAGES[1][1] + ",trained_task.space.channel_scale=0.5"
+    result = _kedro(chain, "run", "--pipeline", "adapt", "--params", params)
+    assert result.returncode != 0
+    assert "the meta_train checkpoint was trained on space" in " ".join(result.stderr.split())
 
 
 def test_subdatasets_pipeline_builds_and_reuses(project):

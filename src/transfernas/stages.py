@@ -171,7 +171,7 @@ def run_meta_training(
         "space": inputs.space_identity(tabular),
         "searcher_config": searcher_config.model_dump(),
         "meta_train": params.model_dump(),
-        "tasks": sorted({c["task"] for c in curves}),
+        "tasks": pool if tabular else list(dict.fromkeys(c["task"] for c in curves)),
         "networks": searcher.network_state(),
     }
     return checkpoint, pd.DataFrame(curves), History.frame_of(records)
