@@ -135,7 +135,9 @@ def test_meta_training_sigkill_then_resume_equals_uninterrupted(tmp_path):
     assert [c["best_reward"] for c in curves] == [c["best_reward"] for c in ref_curves]
     finished = sum((tmp_path / f"epoch_{e:04d}.jsonl").read_text().count("\n") for e in range(4))
     assert finished == 4 * 12  # every evaluation on disk exactly once
-    assert [(r["trial"], r["step"]) for r in records] == [(e, s) for e in range(4) for s in range(12)]
+    assert [(r["trial"], r["step"]) for r in records] == [
+        (e, s) for e in range(4) for s in range(12)
+    ]
     assert len(calls) < 3 * 12  # the first meta-epoch and part of the second were not redone
 
 
@@ -173,4 +175,6 @@ def test_meta_train_stage_never_reads_the_target(nb201_12):
 def test_meta_train_refuses_a_searcher_that_cannot_be_meta_trained(table):
     task = TabularTask(table, "cifar100")
     with pytest.raises(TypeError, match="'rea' is not a meta-learner"):
-        meta_train(task.space, make_searcher("rea", task.space, None, 0), lambda e: task, 1, 5, pool=[])
+        meta_train(
+            task.space, make_searcher("rea", task.space, None, 0), lambda e: task, 1, 5, pool=[]
+        )

@@ -189,8 +189,7 @@ def test_bad_stage_parameter_is_named(project, pipeline, override, expected):
 
 # trained sub-dataset tasks (the defaults), shrunk: 1 epoch, 16 px, few evaluations
 TRAINED = (
-    "subdatasets.image_sizes=[16],trained_task.training.epochs=1,"
-    "trained_task.latency.repeats=5"
+    "subdatasets.image_sizes=[16],trained_task.training.epochs=1,trained_task.latency.repeats=5"
 )
 TRAINED_STAGES = [
     ("meta_train", TRAINED + ",meta_train.n_epochs=2,meta_train.n_search=3"),
@@ -257,7 +256,12 @@ def test_trained_target_search_outputs_and_mlflow(chain, stage):
     assert row["reward"] == pytest.approx(row["val_acc"] * (row["latency_ms"] / 3.0) ** -0.05)
     client, run = _mlflow_run(chain, stage)
     for name in ("best_so_far", "val_acc", "latency_ms"):
-        assert [m.step for m in client.get_metric_history(run.info.run_id, f"{stage}.{name}")] == [0, 1, 2, 3]
+        assert [m.step for m in client.get_metric_history(run.info.run_id, f"{stage}.{name}")] == [
+            0,
+            1,
+            2,
+            3,
+        ]
 
 
 def test_meta_train_on_tables_outputs_and_mlflow(table_chain):
