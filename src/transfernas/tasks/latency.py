@@ -32,7 +32,7 @@ class LatencyConfig(BaseModel):
     repeats: int = Field(30, ge=3, description="timed forward passes")
     threads: int = Field(1, ge=1, description="torch CPU threads while timing")
     device: str = Field("cpu", description="cpu | cuda | cuda:N")
-    channels_last: bool = True
+    channels_last: bool | None = Field(None, description="null = on CUDA only")
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,8 @@ def measure_latency(model: nn.Module, config: LatencyConfig | None = None) -> La
     """Time ``model`` in eval mode on a random input of the configured shape."""
     config = config if config is not None else LatencyConfig()
     device = torch.device(config.device)
-    memory = torch.channels_last if config.channels_last else torch.contiguous_format
+    channels_last = device.type == "cuda" if config.channels_last is None else config.channels_last
+    memory = torch.channels_last if channels_last else torch.contiguous_format
     model = model.eval().to(device, memory_format=memory)
     x = torch.randn(config.batch_size, 3, *config.input_size, device=device)
     x = x.contiguous(memory_format=memory)

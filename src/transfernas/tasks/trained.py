@@ -4,7 +4,7 @@ Defaults follow NB201's schedule (SGD, Nesterov, lr 0.1 cosine, weight decay 5e-
 12 epochs is CATCH's proxy). The input path has no per-sample Python: a sub-dataset's uint8
 images live in memory as one ``(N, H, W, 3)`` tensor (on the training device), and a batch's
 random crop and flip are one gather on uint8, followed by one float conversion and
-normalisation, channels_last. Every evaluation is seeded by the task seed and the
+normalisation (channels_last on CUDA). Every evaluation is seeded by the task seed and the
 architecture, so an architecture gets the same accuracy whichever process trains it and in
 whichever order (deterministic on CPU at a fixed thread count).
 
@@ -52,7 +52,9 @@ class TrainingConfig(BaseModel):
     flip: bool = True
     device: str = Field("cpu", description="cpu | cuda | cuda:N")
     threads: int = Field(1, ge=1, description="CPU threads per evaluation (fix it: determinism)")
-    channels_last: bool = True
+    channels_last: bool | None = Field(
+        None, description="null = on CUDA only (measured slower for these nets on CPU)"
+    )
     eval_batch_size: int = Field(1024, ge=1)
 
 
@@ -119,6 +121,12 @@ def to_input(images: torch.Tensor, channels_last: bool) -> torch.Tensor:
     return x if channels_last else x.contiguous()
 
 
+def use_channels_last(config: TrainingConfig, device: torch.device) -> bool:
+    if config.channels_last is None:
+        return device.type == "cuda"
+    return config.channels_last
+
+
 def train_model(
     model: nn.Module,
     train: ImageData,
@@ -127,7 +135,8 @@ def train_model(
 ) -> dict[str, float]:
     """SGD (Nesterov) with a per-step cosine schedule; returns the last epoch's loss/accuracy."""
     device = train.images.device
-    memory = torch.channels_last if config.channels_last else torch.contiguous_format
+    channels_last = use_channels_last(config, device)
+    memory = torch.channels_last if channels_last else torch.contiguous_format
     model.to(device, memory_format=memory).train()
     optimizer = torch.optim.SGD(
         model.parameters(),
@@ -147,7 +156,7 @@ def train_model(
         for start in range(0, len(train), config.batch_size):
             idx = order[start : start + config.batch_size]
             images = augment_batch(train.images[idx], config.crop_padding, config.flip, generator)
-            x, y = to_input(images, config.channels_last), train.labels[idx]
+            x, y = to_input(images, channels_last), train.labels[idx]
             logits = model(x)
             loss = F.cross_entropy(logits, y)
             optimizer.zero_grad(set_to_none=True)
@@ -218,7 +227,7 @@ class TrainedTask:
             fit = train_model(model, train, self.training, generator)
             train_s = time.perf_counter() - t0
             val_acc = accuracy(
-                model, val, self.training.eval_batch_size, self.training.channels_last
+                model, val, self.training.eval_batch_size, use_channels_last(self.training, device)
             )
             flops = count_flops(model, (3, *train.images.shape[1:3]), device)
         metrics = fit | {
