@@ -15,4 +15,6 @@ CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
     "custom_resolvers": {"env_or": _env_or},
+    # an environment (e.g. conf/paper) overrides single nested keys, not whole blocks
+    "merge_strategy": {"parameters": "soft"},
 }
