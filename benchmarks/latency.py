@@ -26,10 +26,30 @@ from transfernas.tasks.latency import LatencyConfig, measure_latency
 ROOT = Path(__file__).resolve().parents[1]
 CASES = [
     # (label, space, arch, input (H, W))
-    ("NB201 cell (C=16, N=5), best cifar10 cell", NB201Space(), "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|", (32, 32)),
-    ("NB201 cell (C=16, N=5), pooling cell", NB201Space(), "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|", (32, 32)),
-    ("resblock, channel_scale 0.25, small stem", ResBlockSpace("basic", "small", 0.25), "56_1111-12-2111-11112", (32, 32)),
-    ("resblock, paper widths, ImageNet stem", ResBlockSpace("basic", "imagenet", 1.0), "64_111-2111-1211-121111111", (224, 224)),
+    (
+        "NB201 cell (C=16, N=5), best cifar10 cell",
+        NB201Space(),
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+        (32, 32),
+    ),
+    (
+        "NB201 cell (C=16, N=5), pooling cell",
+        NB201Space(),
+        "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|",
+        (32, 32),
+    ),
+    (
+        "resblock, channel_scale 0.25, small stem",
+        ResBlockSpace("basic", "small", 0.25),
+        "56_1111-12-2111-11112",
+        (32, 32),
+    ),
+    (
+        "resblock, paper widths, ImageNet stem",
+        ResBlockSpace("basic", "imagenet", 1.0),
+        "64_111-2111-1211-121111111",
+        (224, 224),
+    ),
 ]
 
 

@@ -42,13 +42,27 @@ from transfernas.tasks.tabular import DATASETS, NB201Table, hardware_aware_task
 
 ROOT = Path(__file__).resolve().parents[1]
 RAW = ROOT / "data/01_raw/nb201"
-TARGETS = [("fpga", "cifar10-valid"), ("eyeriss", "ImageNet16-120"), ("gold_6240", "cifar100"),
-           ("titan_rtx_1", "cifar10-valid")]
+TARGETS = [
+    ("fpga", "cifar10-valid"),
+    ("eyeriss", "ImageNet16-120"),
+    ("gold_6240", "cifar100"),
+    ("titan_rtx_1", "cifar10-valid"),
+]
 # meta-training devices: accelerators, CPUs, GPUs, phones (never the target). pixel3 and raspi4
 # are left out: HW-NAS-Bench lists 202 / 157 of their cells at < 0.1 ms, and with w < 0 such
 # near-zero latencies, not accuracy, decide their reward optimum.
-META_DEVICES = ["fpga", "eyeriss", "gold_6240", "gold_6226", "silver_4114", "silver_4210r",
-                "1080ti_1", "titan_rtx_1", "samsung_s7", "pixel2"]
+META_DEVICES = [
+    "fpga",
+    "eyeriss",
+    "gold_6240",
+    "gold_6226",
+    "silver_4114",
+    "silver_4210r",
+    "1080ti_1",
+    "titan_rtx_1",
+    "samsung_s7",
+    "pixel2",
+]
 METHODS = ["rea", "catch-sfs", "catch-meta"]
 META_EPOCHS, META_SEARCH = 40, 50
 _TABLE: NB201Table | None = None
@@ -58,7 +72,9 @@ _LATENCY: pd.DataFrame | None = None
 # ---- part A ----------------------------------------------------------------------------------
 
 
-def rank_correlation(latency: pd.DataFrame, n_cells: int, seed: int = 0) -> tuple[pd.DataFrame, dict]:
+def rank_correlation(
+    latency: pd.DataFrame, n_cells: int, seed: int = 0
+) -> tuple[pd.DataFrame, dict]:
     space = NB201Space()
     cells = np.sort(np.random.default_rng(seed).choice(len(latency), n_cells, replace=False))
     config = LatencyConfig(input_size=(32, 32), threads=1, repeats=20, warmup=3)
@@ -74,11 +90,18 @@ def rank_correlation(latency: pd.DataFrame, n_cells: int, seed: int = 0) -> tupl
     for col in latency.columns.drop(["arch_index", "arch_str"]):
         table = latency[col].to_numpy()[cells]
         rows.append(
-            {"device": col, "spearman": stats.spearmanr(ours, table).statistic,
-             "kendall": stats.kendalltau(ours, table).statistic}
+            {
+                "device": col,
+                "spearman": stats.spearmanr(ours, table).statistic,
+                "kendall": stats.kendalltau(ours, table).statistic,
+            }
         )
-    meta = {"cells": n_cells, "seconds": took, "our_median_ms": float(np.median(ours)),
-            "config": config.model_dump()}
+    meta = {
+        "cells": n_cells,
+        "seconds": took,
+        "our_median_ms": float(np.median(ours)),
+        "config": config.model_dump(),
+    }
     return pd.DataFrame(rows).sort_values("spearman", ascending=False), meta
 
 
@@ -102,11 +125,19 @@ def meta_job(target: tuple[str, str]) -> dict[str, Any]:
     device, dataset = target
     table = _TABLE.without(dataset)  # the target dataset's columns are gone
     latency = _LATENCY.drop(columns=[device])  # and so is the target device's
-    pool = [_task(d, ds, table, latency) for d in META_DEVICES if d != device for ds in table.datasets]
+    pool = [
+        _task(d, ds, table, latency) for d in META_DEVICES if d != device for ds in table.datasets
+    ]
     space = pool[0].space
     agent = make_searcher("catch-meta", space, None, seed=12345)
-    meta_train(space, agent, scheduled(pool, META_EPOCHS, 12345), META_EPOCHS, META_SEARCH,
-               pool=[t.name for t in pool])
+    meta_train(
+        space,
+        agent,
+        scheduled(pool, META_EPOCHS, 12345),
+        META_EPOCHS,
+        META_SEARCH,
+        pool=[t.name for t in pool],
+    )
     return agent.network_state()
 
 
@@ -120,21 +151,36 @@ def trial_job(job: tuple[tuple[str, str], str, list[int], dict | None, int]) -> 
             searcher.load_network_state(pretrained)
         history = run_search(task.space, task, searcher, budget)
         best = history.best()
-        out.append({"device": device, "dataset": dataset, "method": method, "trial": t,
-                    "best_reward": best["reward"], "best_index": best["metrics"]["arch_index"],
-                    "latency_ms": best["metrics"]["latency_ms"], "val_acc": best["metrics"]["val_acc"]})
+        out.append(
+            {
+                "device": device,
+                "dataset": dataset,
+                "method": method,
+                "trial": t,
+                "best_reward": best["reward"],
+                "best_index": best["metrics"]["arch_index"],
+                "latency_ms": best["metrics"]["latency_ms"],
+                "val_acc": best["metrics"]["val_acc"],
+            }
+        )
     return out
 
 
-def search_benchmark(table, latency, trials: int, budget: int, workers: int) -> tuple[pd.DataFrame, float]:
+def search_benchmark(
+    table, latency, trials: int, budget: int, workers: int
+) -> tuple[pd.DataFrame, float]:
     start = time.perf_counter()
     ctx = mp.get_context("spawn")
     with ProcessPoolExecutor(workers, ctx, initializer=_init, initargs=(table, latency)) as pool:
         states = dict(zip(TARGETS, pool.map(meta_job, TARGETS), strict=True))
         meta_s = time.perf_counter() - start
         chunks = [list(range(i, min(i + 50, trials))) for i in range(0, trials, 50)]
-        jobs = [(tgt, m, c, states[tgt] if m == "catch-meta" else None, budget)
-                for tgt in TARGETS for m in METHODS for c in chunks]
+        jobs = [
+            (tgt, m, c, states[tgt] if m == "catch-meta" else None, budget)
+            for tgt in TARGETS
+            for m in METHODS
+            for c in chunks
+        ]
         rows = [r for part in pool.map(trial_job, jobs) for r in part]
     frame = pd.DataFrame(rows)
     print(f"meta-training {meta_s:.0f} s, total {time.perf_counter() - start:.0f} s", flush=True)
@@ -147,11 +193,18 @@ def summarize(frame: pd.DataFrame, table: NB201Table, latency: pd.DataFrame) -> 
         task = _task(device, dataset, table, latency)
         for method, g in grp.groupby("method", sort=False):
             regret = task.optimum_reward - g["best_reward"].to_numpy()
-            rows.append({"device": device, "dataset": dataset, "method": method,
-                         "target_ms": float(latency[device].median()),
-                         "optimum_reward": task.optimum_reward,
-                         "hit_rate": float((regret <= TIE_TOLERANCE).mean()),
-                         "mean_regret": float(regret.mean()), "trials": len(g)})
+            rows.append(
+                {
+                    "device": device,
+                    "dataset": dataset,
+                    "method": method,
+                    "target_ms": float(latency[device].median()),
+                    "optimum_reward": task.optimum_reward,
+                    "hit_rate": float((regret <= TIE_TOLERANCE).mean()),
+                    "mean_regret": float(regret.mean()),
+                    "trials": len(g),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -196,15 +249,27 @@ def main() -> None:
         "",
         "| device | dataset | T (ms) | method | optimum hit rate | mean regret |",
         "|---|---|---|---|---|---|",
-        *[f"| {r.device} | {r.dataset} | {r.target_ms:.2f} | {r.method} | {r.hit_rate:.1%} | "
-          f"{r.mean_regret:.3f} |" for r in results.itertuples()],
+        *[
+            f"| {r.device} | {r.dataset} | {r.target_ms:.2f} | {r.method} | {r.hit_rate:.1%} | "
+            f"{r.mean_regret:.3f} |"
+            for r in results.itertuples()
+        ],
     ]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "nb201_hardware.md").write_text("\n".join(md) + "\n")
-    (args.out / "nb201_hardware.json").write_text(json.dumps(
-        {"machine": info, "args": {k: str(v) for k, v in vars(args).items()},
-         "rank_correlation": corr.to_dict("records"), "rank_correlation_meta": corr_meta,
-         "search": results.to_dict("records"), "wall_s": wall}, indent=2))
+    (args.out / "nb201_hardware.json").write_text(
+        json.dumps(
+            {
+                "machine": info,
+                "args": {k: str(v) for k, v in vars(args).items()},
+                "rank_correlation": corr.to_dict("records"),
+                "rank_correlation_meta": corr_meta,
+                "search": results.to_dict("records"),
+                "wall_s": wall,
+            },
+            indent=2,
+        )
+    )
     print("\n".join(md))
 
 

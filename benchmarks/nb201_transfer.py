@@ -56,10 +56,15 @@ def tiny_imagenet(workdir: Path) -> ImageFolderSource:
     return ImageFolderSource(root, label_file="val_annotations.txt")
 
 
-def meta_train_on_subdatasets(args: argparse.Namespace) -> tuple[dict[str, Any], pd.DataFrame, float]:
+def meta_train_on_subdatasets(
+    args: argparse.Namespace,
+) -> tuple[dict[str, Any], pd.DataFrame, float]:
     source = tiny_imagenet(args.workdir)
     sub = SubdatasetParams(
-        n_classes=[10, 20, 30], image_sizes=[16], seed=0, workers=2,
+        n_classes=[10, 20, 30],
+        image_sizes=[16],
+        seed=0,
+        workers=2,
         out_dir=str(args.workdir / "subdatasets"),
     )
     params = TrainedTaskParams(
@@ -72,12 +77,22 @@ def meta_train_on_subdatasets(args: argparse.Namespace) -> tuple[dict[str, Any],
     agent = make_searcher("catch-meta", space, None, seed=12345)
     start = time.perf_counter()
     curves, records = meta_train(
-        space, agent, task_at, args.meta_epochs, args.meta_search, pool=pool,
-        workdir=args.workdir / "meta", progress=True,
+        space,
+        agent,
+        task_at,
+        args.meta_epochs,
+        args.meta_search,
+        pool=pool,
+        workdir=args.workdir / "meta",
+        progress=True,
     )
-    return agent.network_state(), pd.DataFrame(curves).assign(
-        cost_s=pd.DataFrame(records).groupby("trial")["cost_s"].sum().to_numpy()
-    ), time.perf_counter() - start
+    return (
+        agent.network_state(),
+        pd.DataFrame(curves).assign(
+            cost_s=pd.DataFrame(records).groupby("trial")["cost_s"].sum().to_numpy()
+        ),
+        time.perf_counter() - start,
+    )
 
 
 def _init(table: NB201Table) -> None:
@@ -94,10 +109,16 @@ def _trials(job: tuple[str, str, list[int], dict | None]) -> list[dict]:
 
 def adapt(state: dict, table: NB201Table, trials: int, workers: int) -> tuple[pd.DataFrame, float]:
     chunks = [list(range(i, min(i + 50, trials))) for i in range(0, trials, 50)]
-    jobs = [(ds, m, c, state if m == "catch-meta" else None)
-            for ds in DATASETS for m in ("catch-meta", "rea") for c in chunks]
+    jobs = [
+        (ds, m, c, state if m == "catch-meta" else None)
+        for ds in DATASETS
+        for m in ("catch-meta", "rea")
+        for c in chunks
+    ]
     start = time.perf_counter()
-    with ProcessPoolExecutor(workers, mp.get_context("spawn"), initializer=_init, initargs=(table,)) as pool:
+    with ProcessPoolExecutor(
+        workers, mp.get_context("spawn"), initializer=_init, initargs=(table,)
+    ) as pool:
         records = [r for part in pool.map(_trials, jobs) for r in part]
     frame = pd.DataFrame(records).explode(["arch_index", "reward", "test_acc"], ignore_index=True)
     frame["step"] = frame.groupby(["dataset", "method", "trial"]).cumcount()
@@ -113,7 +134,9 @@ def main() -> None:
     parser.add_argument("--train-epochs", type=int, default=3)
     parser.add_argument("--trials", type=int, default=500)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--workdir", type=Path, default=ROOT / "data/02_intermediate/nb201_transfer")
+    parser.add_argument(
+        "--workdir", type=Path, default=ROOT / "data/02_intermediate/nb201_transfer"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -138,7 +161,9 @@ def main() -> None:
     fig.savefig(args.out / "nb201_transfer_meta.png", dpi=120)
 
     info = machine_info()
-    md = results_markdown(both, "CATCH meta-trained on trained Tiny-ImageNet sub-datasets → NB201 tables")
+    md = results_markdown(
+        both, "CATCH meta-trained on trained Tiny-ImageNet sub-datasets → NB201 tables"
+    )
     md += (
         f"\nMeta-training: {args.meta_epochs} meta-epochs × {args.meta_search} trained evaluations "
         f"(NB201 network C=8, N=1, {args.train_epochs} epochs, 16 px, 10/20/30-class "
@@ -150,11 +175,20 @@ def main() -> None:
         "`.venv/bin/python benchmarks/nb201_transfer.py`.\n"
     )
     (args.out / "nb201_transfer.md").write_text(md)
-    (args.out / "nb201_transfer.json").write_text(json.dumps({
-        "machine": info, "args": {k: str(v) for k, v in vars(args).items()},
-        "meta_training_s": meta_s, "adaptation_s": adapt_s,
-        "meta_curves": curves.to_dict("records"), "results": both.to_dict("records"),
-    }, indent=2, default=str))
+    (args.out / "nb201_transfer.json").write_text(
+        json.dumps(
+            {
+                "machine": info,
+                "args": {k: str(v) for k, v in vars(args).items()},
+                "meta_training_s": meta_s,
+                "adaptation_s": adapt_s,
+                "meta_curves": curves.to_dict("records"),
+                "results": both.to_dict("records"),
+            },
+            indent=2,
+            default=str,
+        )
+    )
     print(md)
 
 

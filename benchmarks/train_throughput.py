@@ -92,7 +92,9 @@ def make_net(name: str, device: torch.device) -> torch.nn.Module:
 
 
 def sgd(net: torch.nn.Module) -> torch.optim.Optimizer:
-    return torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    return torch.optim.SGD(
+        net.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4
+    )
 
 
 def step(net, opt, x, y) -> None:
@@ -143,7 +145,10 @@ def throughput(batches, n_batches: int, net=None, opt=None, warmup: int = 1) -> 
         x, y = next(batches)
         if net is not None:
             if cuda:
-                begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                begin, end = (
+                    torch.cuda.Event(enable_timing=True),
+                    torch.cuda.Event(enable_timing=True),
+                )
                 begin.record()
             step(net, opt, x, y)
             if cuda:
@@ -166,9 +171,15 @@ def run(device: torch.device, sizes, images_n: int, steps: dict[str, int]) -> li
         best_workers = max(naive, key=naive.get)
         ours, _ = throughput(our_batches(images, labels, device), 8)
         rows.append(
-            {"device": device.type, "size": size, "network": "input path only",
-             "naive_img_s": naive[best_workers], "naive_workers": best_workers,
-             "ours_img_s": ours, "ratio": ours / naive[best_workers]}
+            {
+                "device": device.type,
+                "size": size,
+                "network": "input path only",
+                "naive_img_s": naive[best_workers],
+                "naive_workers": best_workers,
+                "ours_img_s": ours,
+                "ratio": ours / naive[best_workers],
+            }
         )
         print(rows[-1], flush=True)
         for name in NETWORKS:
@@ -178,13 +189,24 @@ def run(device: torch.device, sizes, images_n: int, steps: dict[str, int]) -> li
                 naive_batches(images, labels, size, best_workers, device), n, net, sgd(net)
             )
             last = device.type == "cuda"  # the task's default: channels_last on CUDA only
-            net = make_net(name, device).to(memory_format=torch.channels_last if last else torch.contiguous_format)
-            fast, fast_busy = throughput(our_batches(images, labels, device, last), n, net, sgd(net))
+            net = make_net(name, device).to(
+                memory_format=torch.channels_last if last else torch.contiguous_format
+            )
+            fast, fast_busy = throughput(
+                our_batches(images, labels, device, last), n, net, sgd(net)
+            )
             rows.append(
-                {"device": device.type, "size": size, "network": name,
-                 "naive_img_s": base, "naive_workers": best_workers,
-                 "ours_img_s": fast, "ratio": fast / base,
-                 "naive_gpu_busy": base_busy, "ours_gpu_busy": fast_busy}
+                {
+                    "device": device.type,
+                    "size": size,
+                    "network": name,
+                    "naive_img_s": base,
+                    "naive_workers": best_workers,
+                    "ours_img_s": fast,
+                    "ratio": fast / base,
+                    "naive_gpu_busy": base_busy,
+                    "ours_gpu_busy": fast_busy,
+                }
             )
             print(rows[-1], flush=True)
     return rows
@@ -195,7 +217,8 @@ def markdown(rows: list[dict], info: dict, args) -> str:
         "# Training throughput: in-memory batched input path vs torchvision DataLoader",
         "",
         f"Machine: {info['cpu']} ({info['cpu_count']} cores), torch {info['torch']}, "
-        f"{info['torch_threads']} threads" + (f"; GPU {info['cuda_device']}" if "cuda_device" in info else "; no GPU")
+        f"{info['torch_threads']} threads"
+        + (f"; GPU {info['cuda_device']}" if "cuda_device" in info else "; no GPU")
         + f". Batch {BATCH}, {args.images} images per size (a real 40-class sub-dataset of the "
         "embedded sample, tiled). Command: `.venv/bin/python benchmarks/train_throughput.py`.",
         "",

@@ -9,7 +9,7 @@ traceback deep inside a search.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, get_args
 
 from pydantic import AfterValidator, BaseModel, ValidationError, create_model
 
@@ -29,6 +29,29 @@ def _path(prefix: str, loc: tuple[int | str, ...]) -> str:
     return out
 
 
+def _walk(model: type[BaseModel], loc: tuple[int | str, ...]) -> tuple[tuple, type | None]:
+    """The location as the user wrote it (tags of tagged unions dropped) and the model there."""
+    kept: list[int | str] = []
+    current: type | None = model
+    parts = list(loc)
+    while parts:
+        part = parts.pop(0)
+        kept.append(part)
+        if isinstance(part, int) or current is None:
+            continue
+        field = current.model_fields.get(str(part))
+        ann = getattr(field, "annotation", None)
+        members = [m for m in get_args(ann) if isinstance(m, type) and issubclass(m, BaseModel)]
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            current = ann
+        elif members and parts and isinstance(parts[0], str):  # tagged union: loc has the tag
+            tag = parts.pop(0)
+            current = next((m for m in members if m.model_fields["name"].default == tag), None)
+        else:
+            current = None
+    return tuple(kept), current
+
+
 def validate_params(model: type[M], params: Mapping[str, Any] | None, key: str) -> M:
     """Validate ``params`` (the block under ``key`` in parameters.yml) against ``model``."""
     try:
@@ -37,24 +60,13 @@ def validate_params(model: type[M], params: Mapping[str, Any] | None, key: str) 
         lines = []
         for err in exc.errors():
             msg = err["msg"].removeprefix("Value error, ")
+            loc, _ = _walk(model, err["loc"])
             if err["type"] == "extra_forbidden":
-                allowed = ", ".join(_allowed_keys(model, err["loc"][:-1]))
+                _, parent = _walk(model, err["loc"][:-1])
+                allowed = ", ".join(parent.model_fields if parent is not None else [])
                 msg = f"unknown key; allowed keys: {allowed}"
-            lines.append(f"{_path(key, err['loc'])}: {msg} (got {err.get('input')!r})")
+            lines.append(f"{_path(key, loc)}: {msg} (got {err.get('input')!r})")
         raise ParameterError("invalid parameters:\n  " + "\n  ".join(lines)) from None
-
-
-def _allowed_keys(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
-    """Field names of the (nested) model at ``loc``, for 'unknown key' errors."""
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(str(part))
-        ann = getattr(field, "annotation", None)
-        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
-            return []
-        model = ann
-    return list(model.model_fields)
 
 
 def _searcher_settings_model() -> type[BaseModel]:
