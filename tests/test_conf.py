@@ -58,5 +58,5 @@ def test_tagged_union_errors_name_the_key_without_the_tag():
         "trained_task.space.depth: unknown key; allowed keys: name, block, stem, channel_scale"
         in str(err.value)
     )
-    with pytest.raises(ParameterError, match="trained_task.space: Input tag 'vit'"):
+    with pytest.raises(ParameterError, match=r"trained_task\.space: Input tag 'vit'"):
         validate_params(TrainedTaskParams, {"space": {"name": "vit"}}, "trained_task")
