@@ -44,6 +44,7 @@ from transfernas.tasks.tabular import DATASETS, NB201Table
 ROOT = Path(__file__).resolve().parents[1]
 RAW = ROOT / "data/01_raw/nb201"
 TARBALL = ROOT.parent / "shared/data/tiny-imagenet/tiny-imagenet-200-subset.tar.gz"
+LOO_RESULTS = ROOT / "benchmarks/results/nb201_catch.json"
 _TABLE: NB201Table | None = None
 
 
@@ -140,13 +141,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     state, curves, meta_s = meta_train_on_subdatasets(args)
     print(curves.to_string(), flush=True)
     table = NB201Table.from_frame(pd.read_parquet(RAW / "nb201_12epoch.parquet"))
     test200 = pd.read_parquet(RAW / "nb201_200epoch.parquet")
     evals, adapt_s = adapt(state, table, args.trials, args.workers)
     results = summarize(evals, table, test200)
-    loo = pd.DataFrame(json.loads((args.out / "nb201_catch.json").read_text())["results"])
+    loo = pd.DataFrame(json.loads(LOO_RESULTS.read_text())["results"])
     loo = loo[loo["method"] == "catch-meta"].assign(method="catch-meta (leave-one-out tables)")
     both = pd.concat([results, loo[results.columns.intersection(loo.columns)]], ignore_index=True)
     both = both.sort_values(["dataset", "method"], kind="stable")
