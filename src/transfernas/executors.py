@@ -13,6 +13,7 @@ import logging
 import os
 import traceback
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -131,3 +132,17 @@ def make_executor(config: ExecutorConfig) -> Executor:
     if config.kind == "ray":
         return RayExecutor(config)
     return SerialExecutor(config.max_retries)
+
+
+@contextmanager
+def search_kwargs(config: ExecutorConfig) -> Iterator[dict[str, Any]]:
+    """``run_search`` / ``meta_train`` keyword arguments for ``config``; closes the executor."""
+    executor = make_executor(config)
+    try:
+        yield {
+            "executor": executor,
+            "batch_size": config.parallel,
+            "failed_reward": config.failed_reward,
+        }
+    finally:
+        executor.close()

@@ -27,7 +27,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from transfernas.config import SearcherName
 from transfernas.data.build import SubdatasetParams
 from transfernas.environment import device_name
-from transfernas.executors import ExecutorConfig, make_executor
+from transfernas.executors import ExecutorConfig, search_kwargs
 from transfernas.history import History
 from transfernas.meta import MetaTrainingConfig, meta_train, scheduled
 from transfernas.search import run_search
@@ -149,8 +149,7 @@ def run_meta_training(
         workdir = Path(params.workdir) / _fingerprint(
             params.model_dump(), searcher_config.model_dump(), pool
         )
-    executor = make_executor(inputs.executor)
-    try:
+    with search_kwargs(inputs.executor) as run_with:
         curves, records = meta_train(
             space,
             searcher,
@@ -160,12 +159,8 @@ def run_meta_training(
             pool=pool,
             workdir=workdir,
             progress=True,
-            executor=executor,
-            batch_size=inputs.executor.parallel,
-            failed_reward=inputs.executor.failed_reward,
+            **run_with,
         )
-    finally:
-        executor.close()
     checkpoint = {
         "searcher": params.searcher,
         "space": inputs.space_identity(tabular),
@@ -247,8 +242,7 @@ def run_target_search(
             params.model_dump(), searcher_config.model_dump(), origin, task.name, task_parts
         )
         history, ckpt = History(run_dir / "history.jsonl"), run_dir / "searcher.pt"
-    executor = make_executor(inputs.executor)
-    try:
+    with search_kwargs(inputs.executor) as run_with:
         history = run_search(
             space,
             task,
@@ -257,12 +251,8 @@ def run_target_search(
             history=history,
             checkpoint=ckpt,
             progress=True,
-            executor=executor,
-            batch_size=inputs.executor.parallel,
-            failed_reward=inputs.executor.failed_reward,
+            **run_with,
         )
-    finally:
-        executor.close()
     return history, task
 
 

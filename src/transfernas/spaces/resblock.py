@@ -22,7 +22,7 @@ docs/resblock.md. BasicBlock or Bottleneck is a parameter of the space, not a de
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -151,20 +151,27 @@ class ResBlockSpace(SearchSpace):
 # ---- torch modules ---------------------------------------------------------------------------
 
 
-def _conv_bn(c_in: int, c_out: int, k: int, stride: int = 1) -> list[nn.Module]:
-    return [nn.Conv2d(c_in, c_out, k, stride, k // 2, bias=False), nn.BatchNorm2d(c_out)]
+NormLayer = Callable[[int], nn.Module]
+
+
+def _conv_bn(
+    c_in: int, c_out: int, k: int, stride: int = 1, norm: NormLayer = nn.BatchNorm2d
+) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, k, stride, k // 2, bias=False), norm(c_out)]
 
 
 class BasicBlock(nn.Module):
     expansion = 1
 
-    def __init__(self, c_in: int, planes: int, stride: int) -> None:
+    def __init__(self, c_in: int, planes: int, stride: int, norm: NormLayer) -> None:
         super().__init__()
         c_out = planes * self.expansion
         self.body = nn.Sequential(
-            *_conv_bn(c_in, planes, 3, stride), nn.ReLU(inplace=True), *_conv_bn(planes, c_out, 3)
+            *_conv_bn(c_in, planes, 3, stride, norm),
+            nn.ReLU(inplace=True),
+            *_conv_bn(planes, c_out, 3, 1, norm),
         )
-        self.shortcut = _shortcut(c_in, c_out, stride)
+        self.shortcut = _shortcut(c_in, c_out, stride, norm)
         self.act = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -174,24 +181,24 @@ class BasicBlock(nn.Module):
 class Bottleneck(BasicBlock):
     expansion = 4
 
-    def __init__(self, c_in: int, planes: int, stride: int) -> None:
+    def __init__(self, c_in: int, planes: int, stride: int, norm: NormLayer) -> None:
         nn.Module.__init__(self)
         c_out = planes * self.expansion
         self.body = nn.Sequential(
-            *_conv_bn(c_in, planes, 1),
+            *_conv_bn(c_in, planes, 1, 1, norm),
             nn.ReLU(inplace=True),
-            *_conv_bn(planes, planes, 3, stride),
+            *_conv_bn(planes, planes, 3, stride, norm),
             nn.ReLU(inplace=True),
-            *_conv_bn(planes, c_out, 1),
+            *_conv_bn(planes, c_out, 1, 1, norm),
         )
-        self.shortcut = _shortcut(c_in, c_out, stride)
+        self.shortcut = _shortcut(c_in, c_out, stride, norm)
         self.act = nn.ReLU(inplace=True)
 
 
-def _shortcut(c_in: int, c_out: int, stride: int) -> nn.Module:
+def _shortcut(c_in: int, c_out: int, stride: int, norm: NormLayer) -> nn.Module:
     if stride == 1 and c_in == c_out:
         return nn.Identity()
-    return nn.Sequential(*_conv_bn(c_in, c_out, 1, stride))
+    return nn.Sequential(*_conv_bn(c_in, c_out, 1, stride, norm))
 
 
 class ResNetBackbone(nn.Module):
@@ -199,7 +206,8 @@ class ResNetBackbone(nn.Module):
 
     ``stem='imagenet'`` is ResNet's 7×7/2 conv + 3×3/2 max-pool (224 px and detection inputs);
     ``'small'`` a 3×3/1 conv for 16–32 px sub-datasets. ``channel_scale`` shrinks every width
-    (CPU smoke runs; 1.0 is the paper's space).
+    (CPU smoke runs; 1.0 is the paper's space). ``norm`` makes the normalisation layers
+    (OpenMMLab's ``norm_cfg`` passes SyncBN or GN here).
     """
 
     def __init__(
@@ -210,16 +218,21 @@ class ResNetBackbone(nn.Module):
         out_indices: Sequence[int] | None = None,
         channel_scale: float = 1.0,
         in_channels: int = 3,
+        norm: NormLayer = nn.BatchNorm2d,
     ) -> None:
         super().__init__()
         unit = BasicBlock if block == "basic" else Bottleneck
         planes = max(8, round(arch.base_channel * channel_scale))
         if stem == "imagenet":
             self.stem = nn.Sequential(
-                *_conv_bn(in_channels, planes, 7, 2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1)
+                *_conv_bn(in_channels, planes, 7, 2, norm),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(3, 2, 1),
             )
         else:
-            self.stem = nn.Sequential(*_conv_bn(in_channels, planes, 3), nn.ReLU(inplace=True))
+            self.stem = nn.Sequential(
+                *_conv_bn(in_channels, planes, 3, 1, norm), nn.ReLU(inplace=True)
+            )
         c_in = planes
         stages, out_channels = [], []
         for j, n in enumerate(arch.blocks):
@@ -227,7 +240,7 @@ class ResNetBackbone(nn.Module):
             for b in range(n):
                 if j > 0 and b == arch.doubling[j - 1]:
                     planes *= 2
-                layers.append(unit(c_in, planes, 2 if j > 0 and b == 0 else 1))
+                layers.append(unit(c_in, planes, 2 if j > 0 and b == 0 else 1, norm))
                 c_in = planes * unit.expansion
             stages.append(nn.Sequential(*layers))
             out_channels.append(c_in)
