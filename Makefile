@@ -4,15 +4,20 @@ PY     := $(VENV)/bin/python
 BIN    := $(VENV)/bin
 export KEDRO_DISABLE_TELEMETRY := true
 export RAY_USAGE_STATS_ENABLED := 0
+export TRANSFERNAS_WHEELS ?= $(HOME)/.cache/transfernas/wheels
 
 .PHONY: install run test lint viz mlflow-ui benchmarks clean
 
 # torch first, pinned, from the machine's local wheels (a plain `torch` requirement would pull
-# a multi-GB CUDA build); then the project and its pinned dependencies (requirements.lock).
-$(VENV)/.installed: pyproject.toml requirements.lock
+# a multi-GB CUDA build); then mmcv 2.1.0 with its compiled CPU ops, from a wheel that
+# scripts/build_mmcv.py builds once (~20 min on 2 cores) into $(TRANSFERNAS_WHEELS) outside the
+# clone and reuses afterwards; then the project, OpenMMLab included, pinned by requirements.lock.
+$(VENV)/.installed: pyproject.toml requirements.lock scripts/build_mmcv.py
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(PY) scripts/build_mmcv.py
+	$(PY) -m pip install --quiet "$$($(PY) scripts/build_mmcv.py)" -c requirements.lock
 	$(PY) -m pip install --quiet -e ".[dev]" -c requirements.lock
 	touch $@
 

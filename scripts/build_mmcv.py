@@ -3,8 +3,8 @@
 PyPI has only mmcv 2.1.0's source, and it does not build as is against torch 2.14 (see
 ../shared/DESIGN.md § Dependencies): its setup.py imports ``pkg_resources`` (so it is built
 without build isolation, with ``setuptools<81`` present) and compiles with ``-std=c++17`` while
-torch's headers need C++20. This script downloads the sdist (sha256 checked against PyPI's
-record), patches the standard flag, builds the wheel with ``MMCV_WITH_OPS=1 FORCE_CUDA=0`` and
+torch's headers need C++20. This script downloads the sdist (pip checks the index's sha256),
+patches the standard flag, builds the wheel with ``MMCV_WITH_OPS=1 FORCE_CUDA=0`` and
 leaves it in ``$TRANSFERNAS_WHEELS`` (default ``~/.cache/transfernas/wheels``). A later run —
 another clone, a fresh venv on the same machine — finds the wheel and does nothing (~20 min
 saved on 2 cores). It restores a current setuptools afterwards (torch declares >=77).
@@ -14,14 +14,11 @@ saved on 2 cores). It restores a current setuptools afterwards (torch declares >
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import subprocess
 import sys
 import tarfile
 import tempfile
-import urllib.request
 from pathlib import Path
 
 VERSION = "2.1.0"
@@ -33,16 +30,22 @@ def pip(*args: str, env: dict[str, str] | None = None) -> None:
 
 
 def sdist(dest: Path) -> Path:
-    """Download mmcv's sdist from PyPI and check it against the sha256 PyPI publishes."""
-    with urllib.request.urlopen(f"https://pypi.org/pypi/mmcv/{VERSION}/json", timeout=60) as r:
-        release = json.load(r)
-    (entry,) = [u for u in release["urls"] if u["packagetype"] == "sdist"]
-    path = dest / entry["filename"]
-    with urllib.request.urlopen(entry["url"], timeout=300) as r:
-        path.write_bytes(r.read())
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != entry["digests"]["sha256"]:
-        raise SystemExit(f"{path.name}: sha256 {digest} != PyPI's {entry['digests']['sha256']}")
+    """Download mmcv's sdist from the package index (pip checks the index's sha256).
+
+    pip prepares an sdist's metadata by running its setup.py, which needs torch and
+    ``pkg_resources`` importable: hence ``--no-build-isolation`` with ``setuptools<81``.
+    """
+    pip(
+        "download",
+        "--no-deps",
+        "--no-build-isolation",
+        "--no-binary",
+        "mmcv",
+        f"mmcv=={VERSION}",
+        "-d",
+        str(dest),
+    )
+    (path,) = dest.glob(f"mmcv-{VERSION}.tar.gz")
     return path
 
 
@@ -51,23 +54,23 @@ def build() -> Path:
     found = sorted(CACHE.glob(f"mmcv-{VERSION}-*.whl"))
     if found:
         return found[-1]
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp_path = Path(tmp)
-        with tarfile.open(sdist(tmp_path)) as tar:
-            tar.extractall(tmp_path, filter="data")
-        src = tmp_path / f"mmcv-{VERSION}"
-        setup = src / "setup.py"
-        text = setup.read_text()
-        patched = text.replace("-std=c++14", "-std=c++20").replace("-std=c++17", "-std=c++20")
-        if patched == text:
-            raise SystemExit(f"{setup}: no -std=c++14/17 flag to patch; the recipe needs a look")
-        setup.write_text(patched)
-        pip("install", "--quiet", "setuptools<81", "wheel")
-        env = os.environ | {"MMCV_WITH_OPS": "1", "FORCE_CUDA": "0", "MAX_JOBS": "2"}
-        try:
+    pip("install", "--quiet", "setuptools<81", "wheel")
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp_path = Path(tmp)
+            with tarfile.open(sdist(tmp_path)) as tar:
+                tar.extractall(tmp_path, filter="data")
+            src = tmp_path / f"mmcv-{VERSION}"
+            setup = src / "setup.py"
+            text = setup.read_text()
+            patched = text.replace("-std=c++14", "-std=c++20").replace("-std=c++17", "-std=c++20")
+            if patched == text:
+                raise SystemExit(f"{setup}: no -std=c++14/17 flag to patch; check the recipe")
+            setup.write_text(patched)
+            env = os.environ | {"MMCV_WITH_OPS": "1", "FORCE_CUDA": "0", "MAX_JOBS": "2"}
             pip("wheel", "--no-deps", "--no-build-isolation", "-w", str(CACHE), str(src), env=env)
-        finally:
-            pip("install", "--quiet", "setuptools>=77")
+    finally:
+        pip("install", "--quiet", "setuptools>=77")
     return sorted(CACHE.glob(f"mmcv-{VERSION}-*.whl"))[-1]
 
 

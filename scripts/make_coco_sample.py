@@ -79,9 +79,14 @@ def main() -> None:
                         {"id": image_id, "file_name": file_name, "width": SIZE, "height": SIZE}
                     )
                     annotations.append(
-                        {"id": len(annotations) + 1, "image_id": image_id,
-                         "category_id": cat_id[wnid], "bbox": [x0, y0, w, h], "area": w * h,
-                         "iscrowd": 0}
+                        {
+                            "id": len(annotations) + 1,
+                            "image_id": image_id,
+                            "category_id": cat_id[wnid],
+                            "bbox": [x0, y0, w, h],
+                            "area": w * h,
+                            "iscrowd": 0,
+                        }
                     )
             (args.out / "annotations").mkdir(exist_ok=True)
             coco = {"images": images, "annotations": annotations, "categories": categories}

@@ -9,8 +9,11 @@ from transfernas.benchmark import NB201BenchmarkConfig
 from transfernas.config import ParameterError, validate_params, validate_searchers
 from transfernas.data.build import SubdatasetParams
 from transfernas.executors import ExecutorConfig
+from transfernas.export.backbone import ExportParams
 from transfernas.settings import CONFIG_LOADER_ARGS
 from transfernas.stages import MetaTrainParams, TargetSearchParams
+from transfernas.tasks.detection import DetectionParams
+from transfernas.tasks.segmentation import SegmentationParams
 from transfernas.tasks.subdataset import TrainedTaskParams
 
 from .conftest import ROOT
@@ -23,6 +26,9 @@ MODELS = {
     "meta_train": MetaTrainParams,
     "adapt": TargetSearchParams,
     "search": TargetSearchParams,
+    "export_backbone": ExportParams,
+    "detection": DetectionParams,
+    "segmentation": SegmentationParams,
 }
 
 

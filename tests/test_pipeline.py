@@ -18,6 +18,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
@@ -56,6 +57,8 @@ def _copy_project(dst: Path) -> Path:
         "conf/base",
         "data/01_raw/nb201",
         "data/01_raw/imagenet_sample",
+        "data/01_raw/coco_sample",
+        "data/01_raw/cityscapes_sample",
     ):
         src = ROOT / item
         (dst / item).parent.mkdir(parents=True, exist_ok=True)
@@ -192,11 +195,13 @@ TRAINED = (
     "subdatasets.image_sizes=[16],trained_task.training.epochs=1,trained_task.latency.repeats=5"
 )
 TRAINED_STAGES = [
+    ("subdatasets", "subdatasets.image_sizes=[16]"),
     ("meta_train", TRAINED + ",meta_train.n_epochs=2,meta_train.n_search=3"),
     ("adapt", TRAINED + ",adapt.budget=4"),
     ("search", TRAINED + ",search.budget=4"),
 ]
 TABLE_STAGES = [
+    ("subdatasets", "subdatasets.n_subdatasets=1,subdatasets.image_sizes=[16]"),
     ("meta_train", "meta_train.tasks=nb201,meta_train.n_epochs=3,meta_train.n_search=10"),
     ("adapt", "adapt.task=nb201,adapt.budget=12"),
     ("search", "search.task=nb201,search.budget=12"),
@@ -295,17 +300,121 @@ def test_table_target_search_outputs_and_mlflow(table_chain, nb201_200, stage):
 
 def test_adapt_rerun_resumes_without_new_evaluations(chain):
     before = pd.read_parquet(chain / "data/07_model_output/adapt_history.parquet")
-    result = _kedro(chain, "run", "--pipeline", "adapt", "--params", TRAINED_STAGES[1][1])
+    result = _kedro(chain, "run", "--pipeline", "adapt", "--params", TRAINED_STAGES[2][1])
     assert result.returncode == 0
     after = pd.read_parquet(chain / "data/07_model_output/adapt_history.parquet")
     pd.testing.assert_frame_equal(before, after)  # same rows, same timestamps: nothing re-run
 
 
 def test_adapt_refuses_a_checkpoint_of_another_space(chain):
-    params = TRAINED_STAGES[1][1] + ",trained_task.space.channel_scale=0.5"
+    params = TRAINED_STAGES[2][1] + ",trained_task.space.channel_scale=0.5"
     result = _kedro(chain, "run", "--pipeline", "adapt", "--params", params)
     assert result.returncode != 0
     assert "the meta_train checkpoint was trained on space" in " ".join(result.stderr.split())
+
+
+# export → detection → segmentation after the trained chain, shrunk to a few iterations
+DOWNSTREAM = (
+    "export_backbone.training.epochs=1,export_backbone.pretrain.image_size=32,"
+    "export_backbone.latency.repeats=3,"
+    "detection.schedule.max_iters=4,detection.schedule.checkpoint_interval=2,"
+    "detection.schedule.warmup_iters=1,detection.latency.repeats=3,"
+    "segmentation.schedule.max_iters=4,segmentation.schedule.checkpoint_interval=2,"
+    "segmentation.schedule.warmup_iters=1,segmentation.latency.repeats=3"
+)
+DOWNSTREAM_STAGES = [(p, DOWNSTREAM) for p in ("export_backbone", "detection", "segmentation")]
+
+
+@pytest.fixture(scope="module")
+def downstream(chain) -> Path:
+    return _run_chain(chain, DOWNSTREAM_STAGES)
+
+
+def test_export_backbone_outputs_and_mlflow(downstream):
+    best = json.loads((downstream / "data/08_reporting/adapt_best.json").read_text())
+    card = json.loads((downstream / "data/06_models/backbone/model_card.json").read_text())
+    assert card["arch"] == best["arch"] and card["backbone"]["type"] == "TransferNASResNet"
+    assert card["pretrain"]["image_size"] == 32 and card["params_m"] > 0
+    snippet = (downstream / "data/06_models/backbone/backbone_config.py").read_text()
+    assert "{{ fileDirname }}/backbone.pth" in snippet and best["arch"] in snippet
+    client, run = _mlflow_run(downstream, "export_backbone")
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "export_backbone")}
+    assert {
+        "export_backbone/backbone.pth",
+        "export_backbone/backbone_config.py",
+        "export_backbone/model_card.json",
+        "export_backbone/model_card.md",
+    } <= artifacts
+    assert run.data.metrics["export_backbone.latency_ms"] > 0
+
+
+@pytest.mark.parametrize(
+    ("task", "score", "latency"),
+    [
+        ("detection", "coco.bbox_mAP", "latency_1333x800_ms"),
+        ("segmentation", "mIoU", "latency_1024x1024_ms"),
+    ],
+)
+def test_downstream_task_outputs_and_mlflow(downstream, task, score, latency):
+    results = json.loads((downstream / f"data/08_reporting/{task}_results.json").read_text())
+    assert results["iterations"] == 4
+    client, run = _mlflow_run(downstream, task)
+    metrics = run.data.metrics
+    assert 0 <= metrics[f"{task}.{score}"] <= 100 and metrics[f"{task}.{latency}"] > 0
+    losses = client.get_metric_history(run.info.run_id, f"{task}.train.loss")
+    assert [m.step for m in losses] == [1, 2, 3, 4]
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, task)}
+    assert {
+        f"{task}/{task}_results.json",
+        f"{task}/{task}_config.py",
+        f"{task}/{task}_training.png",
+    } <= artifacts
+
+
+def test_detection_rerun_resumes_from_its_checkpoint(downstream):
+    result = _kedro(downstream, "run", "--pipeline", "detection", "--params", DOWNSTREAM)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    log = " ".join((result.stdout + result.stderr).split())
+    assert "resumed epoch: 0, iter: 4" in log
+    client, _ = _mlflow_run(downstream, "detection")
+    reruns = client.search_runs(
+        [client.get_experiment_by_name("transfernas").experiment_id],
+        "tags.mlflow.runName = 'detection'",
+        order_by=["attributes.start_time DESC"],
+    )
+    assert "detection.train.loss" not in reruns[0].data.metrics  # no iteration trained again
+
+
+@pytest.mark.parametrize(
+    ("stage", "params", "score"),
+    [
+        (
+            "search",
+            "search.task=detection,search.searcher=random,search.budget=2,"
+            "detection.search.schedule.max_iters=2,detection.search.target_ms=50",
+            "coco.bbox_mAP",
+        ),
+        (
+            "adapt",
+            "adapt.task=segmentation,adapt.budget=2,segmentation.search.schedule.max_iters=2",
+            "mIoU",
+        ),
+    ],
+)
+def test_search_on_detection_and_segmentation_tasks(chain, stage, params, score):
+    """DetNAS-style: candidates trained as the detector's / segmenter's backbone."""
+    params = TRAINED + "," + params
+    result = _kedro(chain, "run", "--pipeline", stage, "--params", params)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    history = pd.read_parquet(chain / f"data/07_model_output/{stage}_history.parquet")
+    best = json.loads((chain / f"data/08_reporting/{stage}_best.json").read_text())
+    assert len(history) == 2 and (history["status"] == "ok").all()
+    assert best["space"] == "resblock" and best["task"].split("/")[0] in params
+    if stage == "search":  # R = mAP(%)·(LAT/50 ms)^-0.05
+        expected = history["score"] * (history["latency_ms"] / 50) ** -0.05
+        np.testing.assert_allclose(history["reward"], expected)
+    else:
+        np.testing.assert_allclose(history["reward"], history[score])
 
 
 def test_subdatasets_pipeline_builds_and_reuses(project):
@@ -372,9 +481,25 @@ def test_kedro_viz_lists_the_pipeline(project):
         assert data is not None, (
             "kedro viz did not answer: " + (project / "viz.log").read_text()[-2000:]
         )
-        assert "nb201_benchmark" in {p["id"] for p in data["pipelines"]}
-        names = {n["name"] for n in data["nodes"]}
-        assert {"run_nb201_trials", "nb201_12epoch", "nb201_results"} <= names
+        assert {"nb201_benchmark", "export_backbone", "__default__"} <= {
+            p["id"] for p in data["pipelines"]
+        }
+        # the default pipeline is the whole CATCH chain, one connected lineage graph
+        names = {n["id"]: n["name"] for n in data["nodes"]}
+        assert {
+            "build_subdatasets",
+            "meta_train_agent",
+            "adapt_agent",
+            "export_backbone",
+            "train_detector",
+            "train_segmenter",
+        } <= set(names.values())
+        linked = {n: {n} for n in names}
+        for edge in data["edges"]:
+            merged = linked[edge["source"]] | linked[edge["target"]]
+            for n in merged:
+                linked[n] = merged
+        assert len({frozenset(group) for group in linked.values()}) == 1
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)

@@ -146,3 +146,20 @@ def contact_sheet(
     fig.suptitle(title, fontsize=9)
     fig.subplots_adjust(left=0.14, wspace=0.05, hspace=0.05)
     return fig
+
+
+def training_log_figure(rows: list[dict], title: str) -> Figure:
+    """mmengine's per-iteration scalars: every loss term, and the learning rate."""
+    frame = pd.DataFrame([r for r in rows if "loss" in r])
+    fig, (ax_loss, ax_lr) = _axes(2)
+    if not frame.empty:
+        step = frame["step"] if "step" in frame else frame["iter"]
+        for name in sorted(c for c in frame if c.startswith("loss")):
+            ax_loss.plot(step, frame[name], label=name)
+        if "lr" in frame:
+            ax_lr.plot(step, frame["lr"])
+    ax_loss.set(xlabel="iteration", ylabel="training loss", title=title)
+    ax_loss.legend(fontsize=8)
+    ax_lr.set(xlabel="iteration", ylabel="learning rate", title="schedule")
+    fig.tight_layout()
+    return fig

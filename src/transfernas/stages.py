@@ -39,7 +39,11 @@ from transfernas.searchers import (
     make_searcher,
 )
 from transfernas.spaces.base import SearchSpace
+from transfernas.spaces.resblock import ResBlockSpace
 from transfernas.tasks.base import Task
+from transfernas.tasks.detection import DetectionParams
+from transfernas.tasks.downstream import DownstreamTask
+from transfernas.tasks.segmentation import SegmentationParams
 from transfernas.tasks.subdataset import (
     Source,
     TargetParams,
@@ -92,8 +96,10 @@ class TargetSearchParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     searcher: SearcherName = "catch-meta"
-    task: Literal["subdataset", "nb201"] = Field(
-        "subdataset", description="train candidates on a sub-dataset, or look up NB201"
+    task: Literal["subdataset", "nb201", "detection", "segmentation"] = Field(
+        "subdataset",
+        description="train candidates on a sub-dataset, look up NB201, or train them as the "
+        "backbone of the detection / segmentation stage's model (DetNAS-style)",
     )
     dataset: NB201Dataset = Field("cifar10-valid", description="task: nb201 — the table")
     target: TargetParams = Field(default_factory=TargetParams, description="task: subdataset")
@@ -111,6 +117,10 @@ class StageInputs:
     subdatasets: SubdatasetParams = field(default_factory=SubdatasetParams)
     trained_task: TrainedTaskParams = field(default_factory=TrainedTaskParams)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    coco: dict[str, str] | None = None
+    cityscapes: dict[str, str] | None = None
+    detection: DetectionParams = field(default_factory=DetectionParams)
+    segmentation: SegmentationParams = field(default_factory=SegmentationParams)
 
     def space_identity(self, tabular: bool) -> dict[str, Any]:
         return {"name": "nb201"} if tabular else self.trained_task.space.model_dump()
@@ -212,6 +222,17 @@ def target_task(params: TargetSearchParams, inputs: StageInputs) -> Task:
     if params.task == "nb201":
         table = NB201Table.from_frame(inputs.nb201_12epoch, datasets=[params.dataset])
         return TabularTask(table, params.dataset)
+    if params.task in ("detection", "segmentation"):
+        space = inputs.trained_task.space.build()
+        if not isinstance(space, ResBlockSpace):
+            raise ValueError(
+                f"task: {params.task} searches backbones: needs trained_task.space name: resblock"
+            )
+        data = inputs.coco if params.task == "detection" else inputs.cityscapes
+        if data is None:
+            raise ValueError(f"task: {params.task} needs its catalog dataset")
+        config = inputs.detection if params.task == "detection" else inputs.segmentation
+        return DownstreamTask(params.task, space, data, config)
     spec = target_spec(_source(inputs), inputs.subdatasets, params.target)
     return trained_task(spec, inputs.subdatasets, inputs.trained_task, params.seed)
 
@@ -238,6 +259,8 @@ def run_target_search(
                 k: checkpoint[k] for k in ("searcher", "searcher_config", "meta_train", "tasks")
             }
         task_parts = None if tabular else inputs.trained_task.model_dump()
+        if isinstance(task, DownstreamTask):
+            task_parts = [task_parts, task.data, task.params.model_dump()]
         run_dir = Path(params.workdir) / _fingerprint(
             params.model_dump(), searcher_config.model_dump(), origin, task.name, task_parts
         )
@@ -279,6 +302,13 @@ def best_architecture(
             "val_acc_12epoch": best["reward"],
             "test_acc_12epoch": best["metrics"]["test_acc"],
             "test_acc_200epoch": float(nb201_200epoch[COLUMNS_200[params.dataset]].iloc[index]),
+        }
+    if isinstance(task, DownstreamTask):
+        return out | {
+            "dataset": task.name,
+            "space": task.space.name,
+            "metrics": best["metrics"],
+            "latency_input": [1, 3, *task.search.latency_size],
         }
     assert isinstance(task, TrainedTask)
     return out | {

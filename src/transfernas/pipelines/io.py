@@ -82,3 +82,79 @@ class DownsampledImageNetDataset(AbstractDataset[DownsampledSource, None]):
 
     def _describe(self) -> dict[str, Any]:
         return {"path": self._path, "train_glob": self._train_glob, "val_glob": self._val_glob}
+
+
+class CocoDetectionDataset(AbstractDataset[dict[str, str], None]):
+    """Read-only: a COCO-format dataset (annotation files + image folders under ``path``).
+
+    Loads as the paths the detection config needs; the files are checked when the detection
+    node starts (``transfernas.data.coco.check_coco``). Real COCO 2017 is
+    ``path: /data/coco`` with the defaults below.
+    """
+
+    def __init__(
+        self,
+        *,
+        path: str,
+        train_ann: str = "annotations/instances_train2017.json",
+        train_img: str = "train2017",
+        val_ann: str = "annotations/instances_val2017.json",
+        val_img: str = "val2017",
+        metadata: dict[str, Any] | None = None,
+    ):
+        self._data = {
+            "root": path,
+            "train_ann": train_ann,
+            "train_img": train_img,
+            "val_ann": val_ann,
+            "val_img": val_img,
+        }
+        self.metadata = metadata
+
+    def load(self) -> dict[str, str]:
+        return dict(self._data)
+
+    def save(self, data: None) -> None:
+        raise NotImplementedError("CocoDetectionDataset is read-only: it points at files on disk")
+
+    def _exists(self) -> bool:
+        return (Path(self._data["root"]) / self._data["train_ann"]).is_file()
+
+    def _describe(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+class CityscapesLayoutDataset(AbstractDataset[dict[str, str], None]):
+    """Read-only: a Cityscapes tree (``leftImg8bit/<split>``, ``gtFine/<split>``).
+
+    ``labels_dir`` is where train-id masks are linked or converted from ``labelIds``.
+    """
+
+    def __init__(
+        self,
+        *,
+        path: str,
+        train_split: str = "train",
+        val_split: str = "val",
+        labels_dir: str = "data/02_intermediate/cityscapes_train_ids",
+        metadata: dict[str, Any] | None = None,
+    ):
+        self._data = {
+            "root": path,
+            "train_split": train_split,
+            "val_split": val_split,
+            "labels_dir": labels_dir,
+        }
+        self.metadata = metadata
+
+    def load(self) -> dict[str, str]:
+        return dict(self._data)
+
+    def save(self, data: None) -> None:
+        raise NotImplementedError("CityscapesLayoutDataset is read-only")
+
+    def _exists(self) -> bool:
+        return (Path(self._data["root"]) / "leftImg8bit").is_dir()
+
+    def _describe(self) -> dict[str, Any]:
+        return dict(self._data)

@@ -13,6 +13,8 @@ from transfernas.data.build import SubdatasetParams
 from transfernas.executors import ExecutorConfig
 from transfernas.plots import search_figure
 from transfernas.stages import StageInputs, TargetSearchParams, best_architecture, run_target_search
+from transfernas.tasks.detection import DetectionParams
+from transfernas.tasks.segmentation import SegmentationParams
 from transfernas.tasks.subdataset import Source, TrainedTaskParams
 
 # per-evaluation columns logged as MLflow metric histories when the history has them
@@ -25,14 +27,37 @@ def stage_inputs(
     subdatasets: dict[str, Any],
     trained_task: dict[str, Any],
     executor: dict[str, Any],
+    downstream: dict[str, Any] | None = None,
 ) -> StageInputs:
+    """``downstream``: the ``coco``/``cityscapes`` datasets and ``detection``/``segmentation``
+    parameters (adapt and search accept those as tasks)."""
+    extra: dict[str, Any] = {}
+    if downstream is not None:
+        extra = {
+            "coco": downstream["coco"],
+            "cityscapes": downstream["cityscapes"],
+            "detection": validate_params(DetectionParams, downstream["detection"], "detection"),
+            "segmentation": validate_params(
+                SegmentationParams, downstream["segmentation"], "segmentation"
+            ),
+        }
     return StageInputs(
         nb201_12epoch,
         source,
         validate_params(SubdatasetParams, subdatasets, "subdatasets"),
         validate_params(TrainedTaskParams, trained_task, "trained_task"),
         validate_params(ExecutorConfig, executor, "executor"),
+        **extra,
     )
+
+
+# node inputs of the downstream tasks, as keyword arguments of adapt/search nodes
+DOWNSTREAM_INPUTS = {
+    "coco": "coco",
+    "cityscapes": "cityscapes",
+    "detection": "params:detection",
+    "segmentation": "params:segmentation",
+}
 
 
 def target_search(

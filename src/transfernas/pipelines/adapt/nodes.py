@@ -20,6 +20,7 @@ def adapt_agent(
     trained_task: dict[str, Any],
     executor: dict[str, Any],
     searchers: dict[str, Any],
+    **downstream: Any,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    inputs = stage_inputs(nb201_12epoch, source, subdatasets, trained_task, executor)
+    inputs = stage_inputs(nb201_12epoch, source, subdatasets, trained_task, executor, downstream)
     return target_search("adapt", meta_checkpoint, inputs, nb201_200epoch, params, searchers)

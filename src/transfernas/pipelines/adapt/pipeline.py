@@ -3,7 +3,7 @@
 from kedro.pipeline import Node, Pipeline
 
 from transfernas.pipelines.adapt.nodes import adapt_agent
-from transfernas.pipelines.search_nodes import search_report
+from transfernas.pipelines.search_nodes import DOWNSTREAM_INPUTS, search_report
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -11,17 +11,18 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 adapt_agent,
-                [
-                    "meta_checkpoint",
-                    "nb201_12epoch",
-                    "nb201_200epoch",
-                    "imagenet_source",
-                    "params:adapt",
-                    "params:subdatasets",
-                    "params:trained_task",
-                    "params:executor",
-                    "params:searchers",
-                ],
+                {
+                    "meta_checkpoint": "meta_checkpoint",
+                    "nb201_12epoch": "nb201_12epoch",
+                    "nb201_200epoch": "nb201_200epoch",
+                    "source": "imagenet_source",
+                    "params": "params:adapt",
+                    "subdatasets": "params:subdatasets",
+                    "trained_task": "params:trained_task",
+                    "executor": "params:executor",
+                    "searchers": "params:searchers",
+                    **DOWNSTREAM_INPUTS,
+                },
                 ["adapt_history", "adapt_best"],
                 name="adapt_agent",
             ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pandas as pd
@@ -14,10 +15,12 @@ from transfernas.plots import meta_training_figure
 from transfernas.stages import MetaTrainParams, run_meta_training
 from transfernas.tasks.subdataset import Source
 
+log = logging.getLogger(__name__)
 CURVE_METRICS = ("best_reward", "loss_controller", "loss_evaluator", "kl", "entropy")
 
 
 def meta_train_agent(
+    subdataset_manifests: list[dict[str, Any]],
     nb201_12epoch: pd.DataFrame,
     source: Source,
     params: dict[str, Any],
@@ -26,7 +29,11 @@ def meta_train_agent(
     executor: dict[str, Any],
     searchers: dict[str, Any],
 ) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    """Checkpoint (networks + config + tasks), per-epoch curves, evaluations, JSON manifest."""
+    """Checkpoint (networks + config + tasks), per-epoch curves, evaluations, JSON manifest.
+
+    ``subdataset_manifests`` (the ``subdatasets`` stage's output) orders the stages and says
+    which meta-training tasks reused a sub-dataset that stage built.
+    """
     config = validate_params(MetaTrainParams, params, "meta_train")
     settings = validate_searchers(searchers)
     inputs = stage_inputs(nb201_12epoch, source, subdatasets, trained_task, executor)
@@ -37,6 +44,15 @@ def meta_train_agent(
     manifest["machine"] = machine_info()
     if config.tasks == "subdatasets":
         manifest["trained_task"] = inputs.trained_task.model_dump()
+        built = {m["spec_id"] for m in subdataset_manifests}
+        manifest["reused_subdatasets"] = [
+            t for t in checkpoint["tasks"] if t.split("/")[1] in built
+        ]
+        if not manifest["reused_subdatasets"]:
+            log.warning(
+                "no meta-training task is a sub-dataset the subdatasets stage built: "
+                "were the two stages run with different subdatasets parameters?"
+            )
     return checkpoint, curves, evaluations, manifest
 
 

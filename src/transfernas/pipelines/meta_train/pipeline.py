@@ -11,6 +11,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 meta_train_agent,
                 [
+                    "subdataset_manifests",
                     "nb201_12epoch",
                     "imagenet_source",
                     "params:meta_train",

@@ -19,6 +19,7 @@ def search_from_scratch(
     trained_task: dict[str, Any],
     executor: dict[str, Any],
     searchers: dict[str, Any],
+    **downstream: Any,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    inputs = stage_inputs(nb201_12epoch, source, subdatasets, trained_task, executor)
+    inputs = stage_inputs(nb201_12epoch, source, subdatasets, trained_task, executor, downstream)
     return target_search("search", None, inputs, nb201_200epoch, params, searchers)

@@ -3,7 +3,7 @@
 from kedro.pipeline import Node, Pipeline
 
 from transfernas.pipelines.search.nodes import search_from_scratch
-from transfernas.pipelines.search_nodes import search_report
+from transfernas.pipelines.search_nodes import DOWNSTREAM_INPUTS, search_report
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -11,16 +11,17 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 search_from_scratch,
-                [
-                    "nb201_12epoch",
-                    "nb201_200epoch",
-                    "imagenet_source",
-                    "params:search",
-                    "params:subdatasets",
-                    "params:trained_task",
-                    "params:executor",
-                    "params:searchers",
-                ],
+                {
+                    "nb201_12epoch": "nb201_12epoch",
+                    "nb201_200epoch": "nb201_200epoch",
+                    "source": "imagenet_source",
+                    "params": "params:search",
+                    "subdatasets": "params:subdatasets",
+                    "trained_task": "params:trained_task",
+                    "executor": "params:executor",
+                    "searchers": "params:searchers",
+                    **DOWNSTREAM_INPUTS,
+                },
                 ["search_history", "search_best"],
                 name="search_from_scratch",
             ),

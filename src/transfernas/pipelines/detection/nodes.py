@@ -1,0 +1,26 @@
+"""Kedro nodes of ``detection``: RetinaNet + FPN on the exported backbone, trained by mmdet."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from matplotlib.figure import Figure
+
+from transfernas.config import validate_params
+from transfernas.pipelines.downstream_nodes import config_text, exported_backbone, train_and_report
+from transfernas.tasks.detection import DetectionParams, detection_cfg
+
+
+def train_detector(
+    weights: dict[str, torch.Tensor],
+    card: dict[str, Any],
+    coco: dict[str, str],
+    params: dict[str, Any],
+) -> tuple[dict[str, Any], Figure, dict[str, Any], str]:
+    """MLflow metrics (COCO mAP, latency, losses), loss plot, results, the mmdet config."""
+    config = validate_params(DetectionParams, params, "detection")
+    backbone = exported_backbone(weights, card, config.work_dir)
+    cfg = detection_cfg(backbone, card["stage_channels"][1:4], coco, config)
+    metrics, figure, results = train_and_report("detection", cfg, config.latency, card)
+    return metrics, figure, results, config_text(cfg)

@@ -1,0 +1,61 @@
+"""What the ``detection`` and ``segmentation`` nodes share: the exported backbone in an
+mmlab config, one training run, and its report (MLflow metrics, loss plot, results)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from matplotlib.figure import Figure
+
+from transfernas.environment import machine_info
+from transfernas.export.backbone import with_weights
+from transfernas.plots import training_log_figure
+from transfernas.tasks.mmlab import (
+    LatencySizes,
+    latency_metrics,
+    model_latency,
+    train_and_evaluate,
+)
+
+
+def exported_backbone(
+    weights: dict[str, torch.Tensor], card: dict[str, Any], work_dir: str
+) -> dict[str, Any]:
+    """The card's backbone config, loading ``weights`` (written into the run's work dir)."""
+    path = Path(work_dir) / "backbone.pth"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(weights, path)
+    return with_weights(card["backbone"], str(path.resolve()))
+
+
+def config_text(cfg: dict[str, Any]) -> str:
+    from mmengine.config import Config
+
+    return Config(cfg).pretty_text
+
+
+def train_and_report(
+    name: str, cfg: dict[str, Any], latency: LatencySizes, card: dict[str, Any]
+) -> tuple[dict[str, Any], Figure, dict[str, Any]]:
+    """Train + validate with mmengine, time the trained network; MLflow metrics, plot, JSON."""
+    scores, rows, model = train_and_evaluate(cfg)
+    latencies = model_latency(model, latency)
+    final = scores | latency_metrics(latencies)
+    metrics: dict[str, Any] = {
+        k.replace("/", "."): {"value": v, "step": 0} for k, v in final.items()
+    }
+    for key in sorted({k for r in rows for k in r if k.startswith("loss")}):
+        metrics[f"train.{key}"] = [
+            {"step": int(r["step"]), "value": float(r[key])} for r in rows if key in r
+        ]
+    results = {
+        "task": name,
+        "metrics": final,
+        "latency": [lat.as_row() for lat in latencies],
+        "backbone": {k: card[k] for k in ("arch", "params_m", "out_channels")},
+        "iterations": cfg["train_cfg"]["max_iters"],
+        "machine": machine_info(),
+    }
+    return metrics, training_log_figure(rows, f"{name}: {card['arch']}"), results

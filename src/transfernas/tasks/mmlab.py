@@ -1,0 +1,247 @@
+"""What detection and segmentation share: an mmengine Runner schedule, training, latency.
+
+Both retrain the exported backbone inside an OpenMMLab model with mmengine's ``Runner`` (the
+toolboxes' own datasets, transforms, losses and metrics — mAP and mIoU are theirs, not ours).
+The schedule is iteration-based, checkpoints every ``checkpoint_interval`` iterations and
+resumes from the work dir's last checkpoint after a crash. Runner checkpoints are loaded with
+torch's ``weights_only`` unpickler; the few mmengine types they hold are allow-listed for that
+load only (DESIGN § Dependencies), never a global switch.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from transfernas.tasks.latency import Latency, LatencyConfig, measure_latency
+from transfernas.tasks.reward import PAPER_W
+
+
+class ScheduleConfig(BaseModel):
+    """A short iteration-based schedule: SGD, linear warm-up, cosine decay."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_iters: int = Field(40, ge=1)
+    batch_size: int = Field(4, ge=1)
+    lr: float = Field(0.01, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(1e-4, ge=0)
+    warmup_iters: int = Field(10, ge=0)
+    grad_clip: float | None = Field(35.0, gt=0, description="max grad norm; null = none")
+    checkpoint_interval: int = Field(20, ge=1, description="iterations between checkpoints")
+    num_workers: int = Field(0, ge=0, description="data-loading processes")
+    log_interval: int = Field(5, ge=1)
+    seed: int = Field(0, ge=0)
+    resume: bool = Field(True, description="continue from the work dir's last checkpoint")
+
+
+class LatencySizes(BaseModel):
+    """Latency of the whole network at the paper's input and at the configured one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sizes: tuple[tuple[int, int], ...] = Field(..., min_length=1, description="(H, W) each")
+    warmup: int = Field(1, ge=0)
+    repeats: int = Field(5, ge=3)
+    threads: int = Field(1, ge=1)
+    device: str = "cpu"
+
+
+class DownstreamSearchParams(BaseModel):
+    """The short schedule and reward of one candidate (the ``search`` block of the
+    ``detection`` / ``segmentation`` parameters)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schedule: ScheduleConfig = Field(
+        default_factory=lambda: ScheduleConfig(max_iters=8, checkpoint_interval=8, resume=False)
+    )
+    target_ms: float | None = Field(None, gt=0, description="T (ms); null = score alone")
+    w: float = Field(PAPER_W, le=0)
+    latency_size: tuple[int, int] = Field((128, 128), description="(H, W) timed input")
+    latency_repeats: int = Field(3, ge=3)
+    threads: int = Field(1, ge=1)
+
+
+def runner_cfg(
+    scope: str, work_dir: Path, schedule: ScheduleConfig, hooks: dict[str, Any]
+) -> dict[str, Any]:
+    """Everything of a Runner config but the model, data and evaluator."""
+    warmup = min(schedule.warmup_iters, schedule.max_iters - 1)
+    schedulers: list[dict[str, Any]] = [
+        {
+            "type": "CosineAnnealingLR",
+            "by_epoch": False,
+            "begin": warmup,
+            "end": schedule.max_iters,
+            "T_max": schedule.max_iters - warmup,
+            "eta_min": 0.0,
+        }
+    ]
+    if warmup:
+        schedulers.insert(
+            0,
+            {
+                "type": "LinearLR",
+                "start_factor": 0.001,
+                "by_epoch": False,
+                "begin": 0,
+                "end": warmup,
+            },
+        )
+    optim: dict[str, Any] = {
+        "type": "OptimWrapper",
+        "optimizer": {
+            "type": "SGD",
+            "lr": schedule.lr,
+            "momentum": schedule.momentum,
+            "weight_decay": schedule.weight_decay,
+        },
+    }
+    if schedule.grad_clip is not None:
+        optim["clip_grad"] = {"max_norm": schedule.grad_clip, "norm_type": 2}
+    return {
+        "default_scope": scope,
+        "custom_imports": {"imports": ["transfernas.export.mmlab"], "allow_failed_imports": False},
+        "work_dir": str(work_dir),
+        "train_cfg": {
+            "type": "IterBasedTrainLoop",
+            "max_iters": schedule.max_iters,
+            # validate once, after training (train_and_evaluate), also when a resumed run has
+            # nothing left to train
+            "val_begin": schedule.max_iters + 1,
+            "val_interval": schedule.max_iters,
+        },
+        "val_cfg": {"type": "ValLoop"},
+        "optim_wrapper": optim,
+        "param_scheduler": schedulers,
+        "default_hooks": {
+            "timer": {"type": "IterTimerHook"},
+            "logger": {"type": "LoggerHook", "interval": schedule.log_interval},
+            "param_scheduler": {"type": "ParamSchedulerHook"},
+            "checkpoint": {
+                "type": "CheckpointHook",
+                "interval": schedule.checkpoint_interval,
+                "by_epoch": False,
+                "max_keep_ckpts": 1,
+            },
+            "sampler_seed": {"type": "DistSamplerSeedHook"},
+        }
+        | hooks,
+        "env_cfg": {
+            "cudnn_benchmark": False,
+            "mp_cfg": {"mp_start_method": "fork", "opencv_num_threads": 0},
+            "dist_cfg": {"backend": "nccl"},
+        },
+        "vis_backends": [{"type": "LocalVisBackend"}],
+        "log_processor": {
+            "type": "LogProcessor",
+            "window_size": schedule.log_interval,
+            "by_epoch": False,
+        },
+        "log_level": "INFO",
+        "load_from": None,
+        "resume": schedule.resume,
+        "randomness": {"seed": schedule.seed, "deterministic": False},
+    }
+
+
+def loader(
+    dataset: dict[str, Any], batch_size: int, num_workers: int, train: bool
+) -> dict[str, Any]:
+    sampler = {"type": "InfiniteSampler" if train else "DefaultSampler", "shuffle": train}
+    return {
+        "batch_size": batch_size,
+        "num_workers": num_workers,
+        "persistent_workers": num_workers > 0,
+        "sampler": sampler,
+        "dataset": dataset,
+    }
+
+
+@contextmanager
+def trusted_runner_checkpoints():
+    """Allow-list the types mmengine stores in its own Runner checkpoints (resume only)."""
+    import numpy as np
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    safe = [
+        HistoryBuffer,
+        np.dtype,
+        np.ndarray,
+        np.core.multiarray._reconstruct,
+        type(np.dtype(np.float64)),
+        type(np.dtype(np.int64)),
+    ]
+    with torch.serialization.safe_globals(safe):
+        yield
+
+
+def train_and_evaluate(cfg: dict[str, Any]) -> tuple[dict[str, float], list[dict[str, Any]], Any]:
+    """Run the config: train (resuming if asked), then validate once; metrics, log rows, model."""
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    runner = Runner.from_cfg(Config(cfg))
+    start = time.perf_counter()
+    with trusted_runner_checkpoints():
+        runner.train()
+    train_s = time.perf_counter() - start
+    metrics = {k: float(v) for k, v in runner.val().items()}
+    metrics["train_s"] = train_s
+    return metrics, scalar_log(Path(runner.log_dir)), runner.model
+
+
+def scalar_log(log_dir: Path) -> list[dict[str, Any]]:
+    """The LocalVisBackend's per-iteration scalars (loss, lr, …) as rows."""
+    path = log_dir / "vis_data" / "scalars.json"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+class _TensorForward(nn.Module):
+    """An OpenMMLab model's network forward (backbone, neck, head) without pre/post-processing."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> Any:
+        return self.model(x, mode="tensor")
+
+
+def model_latency(model: nn.Module, sizes: LatencySizes) -> list[Latency]:
+    """Batch-1 latency of the network forward at each (H, W) of ``sizes``."""
+    wrapped = _TensorForward(model)
+    return [
+        measure_latency(
+            wrapped,
+            LatencyConfig(
+                input_size=size,
+                warmup=sizes.warmup,
+                repeats=sizes.repeats,
+                threads=sizes.threads,
+                device=sizes.device,
+                channels_last=False,
+            ),
+        )
+        for size in sizes.sizes
+    ]
+
+
+def latency_metrics(latencies: list[Latency]) -> dict[str, float]:
+    """``latency_<W>x<H>_ms`` (the papers write sizes width × height), IQR and CV."""
+    return {
+        k: v
+        for lat in latencies
+        for k, v in lat.as_metrics(f"latency_{lat.input_shape[3]}x{lat.input_shape[2]}").items()
+    }

@@ -1,0 +1,156 @@
+"""Cityscapes semantic segmentation with the exported backbone, trained by mmseg.
+
+mmseg's ``EncoderDecoder`` with an FCN head (mmseg's ``FCNHead``) on the backbone's last
+stage plus an auxiliary FCN head on the stage before, as mmseg's FCN configs do. Our backbones
+are not dilated (output stride 32), so the head's logits are coarser than a dilated
+ResNet-V1c's; mmseg upsamples them to the label size for the loss and mIoU. Evaluation is
+mmseg's ``IoUMetric``. Frames are checked (and ``labelIds`` converted) by
+:mod:`transfernas.data.cityscapes` first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from transfernas.data.cityscapes import CLASSES, IMG_SUFFIX, TRAIN_IDS, prepare_split
+from transfernas.tasks.mmlab import (
+    DownstreamSearchParams,
+    LatencySizes,
+    ScheduleConfig,
+    loader,
+    runner_cfg,
+)
+
+MEAN, STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
+
+
+class SegmentationParams(BaseModel):
+    """``segmentation``: head width, crop, schedule and latency sizes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    head_channels: int = Field(512, ge=8, description="FCN head width (mmseg: 512)")
+    auxiliary: bool = Field(True, description="auxiliary FCN head on the second-last stage")
+    img_scale: tuple[int, int] = Field((2048, 1024), description="(W, H) resize target")
+    crop_size: tuple[int, int] = Field((512, 1024), description="(H, W) random crop")
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    latency: LatencySizes = Field(default_factory=lambda: LatencySizes(sizes=((1024, 1024),)))
+    search: DownstreamSearchParams = Field(
+        default_factory=DownstreamSearchParams, description="adapt/search with this task"
+    )
+    work_dir: str = "data/06_models/segmentation"
+
+
+def segmentation_cfg(
+    backbone: dict[str, Any],
+    out_channels: list[int],
+    data: dict[str, str],
+    params: SegmentationParams,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A complete mmseg Runner config, and what preparing the splits found.
+
+    ``data`` has ``root``, ``train_split``, ``val_split`` and ``labels_dir`` (where train-id
+    masks are written or linked).
+    """
+    root, labels = Path(data["root"]), Path(data["labels_dir"])
+    reports = {
+        s: prepare_split(root, data[f"{s}_split"], labels / s).__dict__ for s in ("train", "val")
+    }
+    norm = {"type": "BN", "requires_grad": True}
+    n = len(out_channels)
+
+    def fcn(in_index: int, channels: int, weight: float, convs: int) -> dict[str, Any]:
+        return {
+            "type": "FCNHead",
+            "in_channels": out_channels[in_index],
+            "in_index": in_index,
+            "channels": channels,
+            "num_convs": convs,
+            "concat_input": convs > 1,
+            "dropout_ratio": 0.1,
+            "num_classes": len(CLASSES),
+            "norm_cfg": norm,
+            "align_corners": False,
+            "loss_decode": {
+                "type": "CrossEntropyLoss",
+                "use_sigmoid": False,
+                "loss_weight": weight,
+            },
+        }
+
+    model: dict[str, Any] = {
+        "type": "EncoderDecoder",
+        "data_preprocessor": {
+            "type": "SegDataPreprocessor",
+            "mean": MEAN,
+            "std": STD,
+            "bgr_to_rgb": True,
+            "pad_val": 0,
+            "seg_pad_val": 255,
+            "size": list(params.crop_size),
+        },
+        "backbone": backbone | {"norm_cfg": norm},
+        "decode_head": fcn(n - 1, params.head_channels, 1.0, 2),
+        "train_cfg": {},
+        "test_cfg": {"mode": "whole"},
+    }
+    if params.auxiliary and n > 1:
+        model["auxiliary_head"] = fcn(n - 2, max(8, params.head_channels // 2), 0.4, 1)
+    train_pipeline = [
+        {"type": "LoadImageFromFile"},
+        {"type": "LoadAnnotations"},
+        {
+            "type": "RandomResize",
+            "scale": list(params.img_scale),
+            "ratio_range": (0.5, 2.0),
+            "keep_ratio": True,
+        },
+        {"type": "RandomCrop", "crop_size": list(params.crop_size), "cat_max_ratio": 0.75},
+        {"type": "RandomFlip", "prob": 0.5},
+        {"type": "PhotoMetricDistortion"},
+        {"type": "PackSegInputs"},
+    ]
+    val_pipeline = [
+        {"type": "LoadImageFromFile"},
+        {"type": "Resize", "scale": list(params.img_scale), "keep_ratio": True},
+        {"type": "LoadAnnotations"},
+        {"type": "PackSegInputs"},
+    ]
+
+    def dataset(split: str, pipeline: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "type": "CityscapesDataset",
+            "data_root": "",
+            "data_prefix": {
+                "img_path": str(root / "leftImg8bit" / data[f"{split}_split"]),
+                "seg_map_path": str(labels / split),
+            },
+            "img_suffix": IMG_SUFFIX,
+            "seg_map_suffix": TRAIN_IDS,
+            "pipeline": pipeline,
+        }
+
+    schedule = params.schedule
+    cfg = runner_cfg(
+        "mmseg",
+        Path(params.work_dir),
+        schedule,
+        {"visualization": {"type": "SegVisualizationHook"}},
+    )
+    cfg |= {
+        "model": model,
+        "train_dataloader": loader(
+            dataset("train", train_pipeline), schedule.batch_size, schedule.num_workers, True
+        ),
+        "val_dataloader": loader(dataset("val", val_pipeline), 1, schedule.num_workers, False),
+        "val_evaluator": {"type": "IoUMetric", "iou_metrics": ["mIoU"]},
+        "visualizer": {
+            "type": "SegLocalVisualizer",
+            "vis_backends": [{"type": "LocalVisBackend"}],
+            "name": "visualizer",
+        },
+    }
+    return cfg, reports
