@@ -34,6 +34,13 @@ class DetectionParams(BaseModel):
     stacked_convs: int = Field(4, ge=1, description="head convs per branch (RetinaNet: 4)")
     img_scale: tuple[int, int] = Field((1333, 800), description="(W, H) resize target")
     flip: bool = True
+    score_thr: float = Field(
+        0.05,
+        ge=0,
+        lt=1,
+        description="test-time score threshold (mmdet: 0.05); lower it for "
+        "short schedules, whose scores are still near the focal-loss prior 0.01",
+    )
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     val_batch_size: int = Field(1, ge=1)
     latency: LatencySizes = Field(default_factory=lambda: LatencySizes(sizes=((800, 1333),)))
@@ -120,12 +127,12 @@ def detection_cfg(
         "test_cfg": {
             "nms_pre": 1000,
             "min_bbox_size": 0,
-            "score_thr": 0.05,
+            "score_thr": params.score_thr,
             "nms": {"type": "nms", "iou_threshold": 0.5},
             "max_per_img": 100,
         },
     }
-    resize = {"type": "Resize", "scale": list(params.img_scale), "keep_ratio": True}
+    resize = {"type": "Resize", "scale": tuple(params.img_scale), "keep_ratio": True}
     train_pipeline = [
         {"type": "LoadImageFromFile"},
         {"type": "LoadAnnotations", "with_bbox": True},

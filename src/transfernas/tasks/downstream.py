@@ -7,6 +7,7 @@ mAP or mIoU (percent), combined with its measured latency as R = P·(LAT/T)^w.
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +26,8 @@ from transfernas.tasks.mmlab import (
 )
 from transfernas.tasks.reward import latency_reward
 from transfernas.tasks.segmentation import SegmentationParams, segmentation_cfg
+
+log = logging.getLogger(__name__)
 
 # the score each toolbox's evaluator reports, and its scale to percent
 SCORES = {"detection": ("coco/bbox_mAP", 100.0), "segmentation": ("mIoU", 1.0)}
@@ -69,7 +72,9 @@ class DownstreamTask:
         work_dir = Path(self.params.work_dir) / "search" / digest
         scores, _, model = train_and_evaluate(self._cfg(arch, work_dir))
         key, scale = SCORES[self.kind]
-        score = scores[key] * scale
+        if key not in scores:  # mmdet reports nothing when no box clears score_thr
+            log.warning("%s: no %s (no detection above score_thr): score 0", arch, key)
+        score = scores.get(key, 0.0) * scale
         (latency,) = model_latency(
             model,
             LatencySizes(

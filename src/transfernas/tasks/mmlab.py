@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -168,19 +169,18 @@ def loader(
 
 
 @contextmanager
-def trusted_runner_checkpoints():
-    """Allow-list the types mmengine stores in its own Runner checkpoints (resume only)."""
+def trusted_runner_checkpoints() -> Iterator[None]:
+    """Allow-list, for loads inside this block only, the globals mmengine's own Runner
+    checkpoints hold: numpy arrays, dtypes and scalars of the message hub, its
+    ``HistoryBuffer``s, and ``getattr`` (a HistoryBuffer pickles its bound ``min``/``max``/
+    ``mean`` statistics that way). Found with
+    ``torch.serialization.get_unsafe_globals_in_checkpoint``."""
     import numpy as np
     from mmengine.logging.history_buffer import HistoryBuffer
+    from numpy._core.multiarray import _reconstruct, scalar
 
-    safe = [
-        HistoryBuffer,
-        np.dtype,
-        np.ndarray,
-        np.core.multiarray._reconstruct,
-        type(np.dtype(np.float64)),
-        type(np.dtype(np.int64)),
-    ]
+    dtypes = [type(np.dtype(t)) for t in (np.float64, np.float32, np.int64, np.int32, np.bool_)]
+    safe = [HistoryBuffer, np.ndarray, np.dtype, *dtypes, scalar, _reconstruct, getattr]
     with torch.serialization.safe_globals(safe):
         yield
 
@@ -190,12 +190,15 @@ def train_and_evaluate(cfg: dict[str, Any]) -> tuple[dict[str, float], list[dict
     from mmengine.config import Config
     from mmengine.runner import Runner
 
+    from transfernas.export.mmlab import register
+
+    register()  # a config dict, unlike a config file, does not run its custom_imports
     runner = Runner.from_cfg(Config(cfg))
-    start = time.perf_counter()
-    with trusted_runner_checkpoints():
+    with trusted_runner_checkpoints():  # train() resumes, val() loads the last checkpoint
+        start = time.perf_counter()
         runner.train()
-    train_s = time.perf_counter() - start
-    metrics = {k: float(v) for k, v in runner.val().items()}
+        train_s = time.perf_counter() - start
+        metrics = {k: float(v) for k, v in runner.val().items()}
     metrics["train_s"] = train_s
     return metrics, scalar_log(Path(runner.log_dir)), runner.model
 

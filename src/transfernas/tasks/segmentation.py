@@ -84,13 +84,13 @@ def segmentation_cfg(
     model: dict[str, Any] = {
         "type": "EncoderDecoder",
         "data_preprocessor": {
-            "type": "SegDataPreprocessor",
+            "type": "SegDataPreProcessor",
             "mean": MEAN,
             "std": STD,
             "bgr_to_rgb": True,
             "pad_val": 0,
             "seg_pad_val": 255,
-            "size": list(params.crop_size),
+            "size": tuple(params.crop_size),
         },
         "backbone": backbone | {"norm_cfg": norm},
         "decode_head": fcn(n - 1, params.head_channels, 1.0, 2),
@@ -104,18 +104,18 @@ def segmentation_cfg(
         {"type": "LoadAnnotations"},
         {
             "type": "RandomResize",
-            "scale": list(params.img_scale),
+            "scale": tuple(params.img_scale),
             "ratio_range": (0.5, 2.0),
             "keep_ratio": True,
         },
-        {"type": "RandomCrop", "crop_size": list(params.crop_size), "cat_max_ratio": 0.75},
+        {"type": "RandomCrop", "crop_size": tuple(params.crop_size), "cat_max_ratio": 0.75},
         {"type": "RandomFlip", "prob": 0.5},
         {"type": "PhotoMetricDistortion"},
         {"type": "PackSegInputs"},
     ]
     val_pipeline = [
         {"type": "LoadImageFromFile"},
-        {"type": "Resize", "scale": list(params.img_scale), "keep_ratio": True},
+        {"type": "Resize", "scale": tuple(params.img_scale), "keep_ratio": True},
         {"type": "LoadAnnotations"},
         {"type": "PackSegInputs"},
     ]
