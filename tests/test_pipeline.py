@@ -184,7 +184,9 @@ def test_bad_parameter_is_named(project, override, expected):
         ),
     ],
 )
-def test_bad_stage_parameter_is_named(project, pipeline, override, expected):
+def test_bad_stage_parameter_is_named(request, pipeline, override, expected):
+    # meta_train reads the subdatasets stage's manifests: run it where that stage has run
+    project = request.getfixturevalue("chain" if pipeline == "meta_train" else "project")
     result = _kedro(project, "run", "--pipeline", pipeline, "--params", override)
     assert result.returncode != 0
     assert expected in " ".join((result.stdout + result.stderr).split())
@@ -318,9 +320,11 @@ DOWNSTREAM = (
     "export_backbone.training.epochs=1,export_backbone.pretrain.image_size=32,"
     "export_backbone.latency.repeats=3,"
     "detection.schedule.max_iters=4,detection.schedule.checkpoint_interval=2,"
-    "detection.schedule.warmup_iters=1,detection.latency.repeats=3,"
+    "detection.schedule.warmup_iters=1,detection.schedule.log_interval=1,"
+    "detection.latency.repeats=3,"
     "segmentation.schedule.max_iters=4,segmentation.schedule.checkpoint_interval=2,"
-    "segmentation.schedule.warmup_iters=1,segmentation.latency.repeats=3"
+    "segmentation.schedule.warmup_iters=1,segmentation.schedule.log_interval=1,"
+    "segmentation.latency.repeats=3"
 )
 DOWNSTREAM_STAGES = [(p, DOWNSTREAM) for p in ("export_backbone", "detection", "segmentation")]
 

@@ -14,14 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from transfernas.data.coco import category_names, check_coco
 from transfernas.tasks.mmlab import (
+    MEAN,
+    STD,
     DownstreamSearchParams,
     LatencySizes,
     ScheduleConfig,
     loader,
     runner_cfg,
 )
-
-MEAN, STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
 
 
 class DetectionParams(BaseModel):

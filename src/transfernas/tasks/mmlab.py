@@ -24,6 +24,9 @@ from torch import nn
 from transfernas.tasks.latency import Latency, LatencyConfig, measure_latency
 from transfernas.tasks.reward import PAPER_W
 
+# ImageNet statistics in 0–255 RGB, as every mmdet/mmseg ImageNet-pretrained backbone uses
+MEAN, STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
+
 
 class ScheduleConfig(BaseModel):
     """A short iteration-based schedule: SGD, linear warm-up, cosine decay."""

@@ -17,14 +17,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from transfernas.data.cityscapes import CLASSES, IMG_SUFFIX, TRAIN_IDS, prepare_split
 from transfernas.tasks.mmlab import (
+    MEAN,
+    STD,
     DownstreamSearchParams,
     LatencySizes,
     ScheduleConfig,
     loader,
     runner_cfg,
 )
-
-MEAN, STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
 
 
 class SegmentationParams(BaseModel):
