@@ -1,7 +1,8 @@
 """Detection and segmentation as search tasks (DetNAS-style; CATCH §4.3 adapts on COCO and
-Cityscapes): a candidate of the residual-block space becomes the backbone of the ``detection``
-or ``segmentation`` model, is trained for a short schedule from scratch and rewarded with its
-mAP or mIoU (percent), combined with its measured latency as R = P·(LAT/T)^w.
+Cityscapes): a candidate of the residual-block space, built with the ImageNet stem (stride 4),
+becomes the backbone of the ``detection`` or ``segmentation`` model, is trained for a short
+schedule from scratch and rewarded with its mAP or mIoU (percent), combined with its measured
+latency as R = P·(LAT/T)^w.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ mmseg's ``IoUMetric``. Frames are checked (and ``labelIds`` converted) by
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,7 @@ def segmentation_cfg(
     """
     root, labels = Path(data["root"]), Path(data["labels_dir"])
     reports = {
-        s: prepare_split(root, data[f"{s}_split"], labels / s).__dict__ for s in ("train", "val")
+        s: asdict(prepare_split(root, data[f"{s}_split"], labels / s)) for s in ("train", "val")
     }
     norm = {"type": "BN", "requires_grad": True}
     n = len(out_channels)
@@ -92,7 +93,7 @@ def segmentation_cfg(
             "seg_pad_val": 255,
             "size": tuple(params.crop_size),
         },
-        "backbone": backbone | {"norm_cfg": norm},
+        "backbone": backbone,
         "decode_head": fcn(n - 1, params.head_channels, 1.0, 2),
         "train_cfg": {},
         "test_cfg": {"mode": "whole"},
