@@ -3,6 +3,8 @@ mmlab config, one training run, and its report (MLflow metrics, loss plot, resul
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +14,23 @@ from matplotlib.figure import Figure
 from transfernas.environment import machine_info
 from transfernas.export.backbone import with_weights
 from transfernas.plots import training_log_figure
+from transfernas.tasks.detection import DetectionParams
 from transfernas.tasks.mmlab import (
     LatencySizes,
     latency_metrics,
     model_latency,
     train_and_evaluate,
 )
+from transfernas.tasks.segmentation import SegmentationParams
+
+
+def run_dir(config: DetectionParams | SegmentationParams, card: dict, data: dict) -> str:
+    """``work_dir/<hash>`` of what the training depends on (backbone, data, model, schedule):
+    a rerun of the same resumes its checkpoints; anything else starts fresh instead of
+    resuming another model's."""
+    parts = [card, data, config.model_dump(exclude={"work_dir", "latency", "search"})]
+    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode())
+    return str(Path(config.work_dir) / digest.hexdigest()[:12])
 
 
 def exported_backbone(

@@ -8,7 +8,12 @@ import torch
 from matplotlib.figure import Figure
 
 from transfernas.config import validate_params
-from transfernas.pipelines.downstream_nodes import config_text, exported_backbone, train_and_report
+from transfernas.pipelines.downstream_nodes import (
+    config_text,
+    exported_backbone,
+    run_dir,
+    train_and_report,
+)
 from transfernas.tasks.detection import DetectionParams, detection_cfg
 
 
@@ -20,7 +25,9 @@ def train_detector(
 ) -> tuple[dict[str, Any], Figure, dict[str, Any], str]:
     """MLflow metrics (COCO mAP, latency, losses), loss plot, results, the mmdet config."""
     config = validate_params(DetectionParams, params, "detection")
-    backbone = exported_backbone(weights, card, config.work_dir)
+    work_dir = run_dir(config, card, coco)
+    config = config.model_copy(update={"work_dir": work_dir})
+    backbone = exported_backbone(weights, card, work_dir)
     cfg = detection_cfg(backbone, card["stage_channels"][1:4], coco, config)
     metrics, figure, results = train_and_report("detection", cfg, config.latency, card)
     return metrics, figure, results, config_text(cfg)

@@ -8,7 +8,12 @@ import torch
 from matplotlib.figure import Figure
 
 from transfernas.config import validate_params
-from transfernas.pipelines.downstream_nodes import config_text, exported_backbone, train_and_report
+from transfernas.pipelines.downstream_nodes import (
+    config_text,
+    exported_backbone,
+    run_dir,
+    train_and_report,
+)
 from transfernas.tasks.segmentation import SegmentationParams, segmentation_cfg
 
 
@@ -20,7 +25,9 @@ def train_segmenter(
 ) -> tuple[dict[str, Any], Figure, dict[str, Any], str]:
     """MLflow metrics (mIoU, latency, losses), loss plot, results, the mmseg config."""
     config = validate_params(SegmentationParams, params, "segmentation")
-    backbone = exported_backbone(weights, card, config.work_dir)
+    work_dir = run_dir(config, card, cityscapes)
+    config = config.model_copy(update={"work_dir": work_dir})
+    backbone = exported_backbone(weights, card, work_dir)
     cfg, prepared = segmentation_cfg(backbone, card["out_channels"], cityscapes, config)
     metrics, figure, results = train_and_report("segmentation", cfg, config.latency, card)
     return metrics, figure, results | {"data": prepared}, config_text(cfg)
