@@ -42,6 +42,7 @@ mlflow-ui: install
 benchmarks: install
 	$(PY) benchmarks/nb201_baselines.py
 
-clean:
-	find data/07_model_output data/08_reporting -mindepth 1 ! -name .gitkeep -delete
+clean:  # everything the pipelines wrote (durable search state included); data/01_raw stays
+	find data/02_intermediate data/03_primary data/06_models data/07_model_output data/08_reporting \
+		-mindepth 1 ! -name .gitkeep -delete
 	rm -rf mlflow.db mlruns
