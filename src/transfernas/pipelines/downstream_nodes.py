@@ -14,17 +14,16 @@ from matplotlib.figure import Figure
 from transfernas.environment import machine_info
 from transfernas.export.backbone import with_weights
 from transfernas.plots import training_log_figure
-from transfernas.tasks.detection import DetectionParams
 from transfernas.tasks.mmlab import (
+    DownstreamParams,
     LatencySizes,
     latency_metrics,
     model_latency,
     train_and_evaluate,
 )
-from transfernas.tasks.segmentation import SegmentationParams
 
 
-def run_dir(config: DetectionParams | SegmentationParams, card: dict, data: dict) -> str:
+def run_dir(config: DownstreamParams, card: dict, data: dict) -> str:
     """``work_dir/<hash>`` of what the training depends on (backbone, data, model, schedule):
     a rerun of the same resumes its checkpoints; anything else starts fresh instead of
     resuming another model's."""

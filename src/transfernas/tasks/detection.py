@@ -10,24 +10,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from transfernas.data.coco import category_names, check_coco
 from transfernas.tasks.mmlab import (
     MEAN,
     STD,
-    DownstreamSearchParams,
+    DownstreamParams,
     LatencySizes,
-    ScheduleConfig,
     loader,
     runner_cfg,
 )
 
 
-class DetectionParams(BaseModel):
+class DetectionParams(DownstreamParams):
     """``detection``: model width, input scale, schedule and latency sizes."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     detector: Literal["retinanet"] = "retinanet"
     neck_channels: int = Field(256, ge=8, description="FPN/head width (mmdet: 256)")
@@ -41,12 +38,8 @@ class DetectionParams(BaseModel):
         description="test-time score threshold (mmdet: 0.05); lower it for "
         "short schedules, whose scores are still near the focal-loss prior 0.01",
     )
-    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     val_batch_size: int = Field(1, ge=1)
     latency: LatencySizes = Field(default_factory=lambda: LatencySizes(sizes=((800, 1333),)))
-    search: DownstreamSearchParams = Field(
-        default_factory=DownstreamSearchParams, description="adapt/search with this task"
-    )
     work_dir: str = "data/06_models/detection"
 
 

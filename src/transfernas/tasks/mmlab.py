@@ -75,6 +75,18 @@ class DownstreamSearchParams(BaseModel):
     threads: int = Field(1, ge=1)
 
 
+class DownstreamParams(BaseModel):
+    """What the ``detection`` and ``segmentation`` blocks share."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    search: DownstreamSearchParams = Field(
+        default_factory=DownstreamSearchParams, description="adapt/search with this task"
+    )
+    work_dir: str = Field(..., description="Runner work dirs (checkpoints, logs) go below")
+
+
 def runner_cfg(
     scope: str, work_dir: Path, schedule: ScheduleConfig, hooks: dict[str, Any]
 ) -> dict[str, Any]:

@@ -14,34 +14,27 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from transfernas.data.cityscapes import CLASSES, IMG_SUFFIX, TRAIN_IDS, prepare_split
 from transfernas.tasks.mmlab import (
     MEAN,
     STD,
-    DownstreamSearchParams,
+    DownstreamParams,
     LatencySizes,
-    ScheduleConfig,
     loader,
     runner_cfg,
 )
 
 
-class SegmentationParams(BaseModel):
+class SegmentationParams(DownstreamParams):
     """``segmentation``: head width, crop, schedule and latency sizes."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     head_channels: int = Field(512, ge=8, description="FCN head width (mmseg: 512)")
     auxiliary: bool = Field(True, description="auxiliary FCN head on the second-last stage")
     img_scale: tuple[int, int] = Field((2048, 1024), description="(W, H) resize target")
     crop_size: tuple[int, int] = Field((512, 1024), description="(H, W) random crop")
-    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     latency: LatencySizes = Field(default_factory=lambda: LatencySizes(sizes=((1024, 1024),)))
-    search: DownstreamSearchParams = Field(
-        default_factory=DownstreamSearchParams, description="adapt/search with this task"
-    )
     work_dir: str = "data/06_models/segmentation"
 
 
