@@ -1,9 +1,11 @@
-"""Core of the ``meta_train``, ``adapt`` and ``search`` stages, on two kinds of task.
+"""Core of the ``meta_train``, ``adapt`` and ``search`` stages.
 
 ``subdatasets`` (default): candidates are trained on ImageNet sub-datasets (CATCH §4.3) —
 meta-training takes a new sub-dataset per meta-epoch, adaptation one chosen target.
 ``nb201``: rewards are NB201 table lookups; meta-training reads only the meta-training
 datasets' columns — the target dataset's never are.
+``detection`` / ``segmentation`` (adapt and search only): each candidate is trained briefly as
+the backbone of the detection / segmentation stage's model, rewarded with mAP / mIoU.
 
 meta_train: meta-train a meta-learning searcher.
 adapt:      start from the meta-trained networks and search the target task.

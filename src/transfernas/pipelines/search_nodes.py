@@ -18,7 +18,7 @@ from transfernas.tasks.segmentation import SegmentationParams
 from transfernas.tasks.subdataset import Source, TrainedTaskParams
 
 # per-evaluation columns logged as MLflow metric histories when the history has them
-EVALUATION_METRICS = ("reward", "val_acc", "latency_ms", "train_s")
+EVALUATION_METRICS = ("reward", "val_acc", "score", "latency_ms", "train_s")
 
 
 def stage_inputs(
