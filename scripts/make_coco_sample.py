@@ -3,8 +3,8 @@
 From the Tiny ImageNet subset in ../shared/data/tiny-imagenet: ``--classes`` classes (fixed
 seed) that have boxes, ``--train`` train and ``--val`` val images each, JPEG bytes copied
 unchanged, with their one real bounding box per image (Tiny ImageNet's ``*_boxes.txt`` and
-``val_annotations.txt``) as COCO ``instances_{train,val}.json``; categories are the classes
-(names from ``words.txt``). Real images, real boxes, no download.
+``val_annotations.txt``) as COCO ``instances_{train,val}2017.json`` (COCO 2017's layout);
+categories are the classes (names from ``words.txt``). Real images, real boxes, no download.
 
     python scripts/make_coco_sample.py --shared ../shared/data --out data/01_raw/coco_sample
 """
@@ -64,7 +64,8 @@ def main() -> None:
         cat_id = {c["wnid"]: c["id"] for c in categories}
         rng = random.Random(args.seed)
         for split, per_class in (("train", args.train), ("val", args.val)):
-            (args.out / split).mkdir(parents=True, exist_ok=True)
+            folder = f"{split}2017"  # COCO 2017's names: only the root differs from real COCO
+            (args.out / folder).mkdir(parents=True, exist_ok=True)
             images, annotations = [], []
             for wnid in chosen:
                 names = sorted(n for n, (w, _) in boxes[split].items() if w == wnid)
@@ -72,7 +73,7 @@ def main() -> None:
                     image_id = len(images) + 1
                     file_name = Path(name).name
                     data = tar.extractfile(files[f"{TOP}/{name}"]).read()
-                    (args.out / split / file_name).write_bytes(data)
+                    (args.out / folder / file_name).write_bytes(data)
                     x0, y0, x1, y1 = boxes[split][name][1]
                     w, h = x1 - x0 + 1, y1 - y0 + 1
                     images.append(
@@ -90,7 +91,7 @@ def main() -> None:
                     )
             (args.out / "annotations").mkdir(exist_ok=True)
             coco = {"images": images, "annotations": annotations, "categories": categories}
-            (args.out / "annotations" / f"instances_{split}.json").write_text(
+            (args.out / "annotations" / f"instances_{folder}.json").write_text(
                 json.dumps(coco, indent=1) + "\n"
             )
             print(split, len(images), "images")

@@ -28,13 +28,13 @@ FRAME = "frankfurt/frankfurt_000000_000294"
 
 def test_shipped_coco_fixture_is_valid():
     for split in ("train", "val"):
-        counts = check_coco(COCO / f"annotations/instances_{split}.json", COCO / split)
+        counts = check_coco(COCO / f"annotations/instances_{split}2017.json", COCO / f"{split}2017")
         assert counts["categories"] == 8 and counts["annotations"] == counts["images"]
-    assert len(set(category_names(COCO / "annotations/instances_train.json"))) == 8
+    assert len(set(category_names(COCO / "annotations/instances_train2017.json"))) == 8
 
 
 def _broken(tmp_path: Path, edit) -> Path:
-    data = json.loads((COCO / "annotations/instances_val.json").read_text())
+    data = json.loads((COCO / "annotations/instances_val2017.json").read_text())
     edit(data)
     path = tmp_path / "instances_bad.json"
     path.write_text(json.dumps(data))
@@ -66,7 +66,7 @@ def _broken(tmp_path: Path, edit) -> Path:
 def test_bad_coco_file_is_named(tmp_path, edit, expected):
     path = _broken(tmp_path, edit)
     with pytest.raises(CocoFormatError) as err:
-        check_coco(path, COCO / "val")
+        check_coco(path, COCO / "val2017")
     assert str(err.value).startswith(f"{path}: ") and expected in str(err.value)
 
 
@@ -74,7 +74,7 @@ def test_coco_file_that_is_not_json(tmp_path):
     path = tmp_path / "instances.json"
     path.write_text("{'images': [")
     with pytest.raises(CocoFormatError, match="not valid JSON"):
-        check_coco(path, COCO / "val")
+        check_coco(path, COCO / "val2017")
 
 
 def _layout(tmp_path: Path, masks: dict[str, np.ndarray | None]) -> Path:
@@ -140,8 +140,8 @@ def test_existing_train_ids_are_linked_not_copied(tmp_path):
 
 
 def test_missing_folder_and_missing_mask_are_named(tmp_path):
-    with pytest.raises(CityscapesLayoutError, match="leftImg8bit/train: no such folder"):
-        prepare_split(CITYSCAPES, "train", tmp_path / "out")
+    with pytest.raises(CityscapesLayoutError, match="leftImg8bit/test: no such folder"):
+        prepare_split(CITYSCAPES, "test", tmp_path / "out")
     root = _layout(tmp_path, {})
     with pytest.raises(CityscapesLayoutError, match=r"_leftImg8bit.png: no .*labelTrainIds.png or"):
         prepare_split(root, "val", tmp_path / "out")

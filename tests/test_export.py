@@ -133,10 +133,10 @@ def test_retinanet_around_the_backbone_computes_losses_and_predicts(exported):
     backbone = Config.fromfile(folder / "backbone_config.py").backbone.to_dict()
     coco = {
         "root": str(ROOT / "data/01_raw/coco_sample"),
-        "train_ann": "annotations/instances_train.json",
-        "train_img": "train",
-        "val_ann": "annotations/instances_val.json",
-        "val_img": "val",
+        "train_ann": "annotations/instances_train2017.json",
+        "train_img": "train2017",
+        "val_ann": "annotations/instances_val2017.json",
+        "val_img": "val2017",
     }
     params = DetectionParams(neck_channels=16, stacked_convs=1)
     cfg = detection_cfg(backbone, card["stage_channels"][1:4], coco, params)
