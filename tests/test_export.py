@@ -18,7 +18,7 @@ from transfernas.export.backbone import (
     pretrain,
 )
 from transfernas.export.mmlab import TransferNASResNet
-from transfernas.tasks.detection import DetectionParams, detection_cfg
+from transfernas.tasks.detection import DetectionParams, coco_classes, detection_cfg
 from transfernas.tasks.trained import ImageData
 
 from .conftest import ROOT
@@ -139,7 +139,7 @@ def test_retinanet_around_the_backbone_computes_losses_and_predicts(exported):
         "val_img": "val2017",
     }
     params = DetectionParams(neck_channels=16, stacked_convs=1)
-    cfg = detection_cfg(backbone, card["stage_channels"][1:4], coco, params)
+    cfg = detection_cfg(backbone, card["stage_channels"][1:4], coco, coco_classes(coco), params)
     model = DET_MODELS.build(Config(cfg).model)  # ConfigDicts, as the Runner passes them
     model.init_weights()
     sample = DetDataSample(

@@ -28,8 +28,9 @@ def _preview(items: list[Any], n: int = 5) -> str:
     return ", ".join(map(str, items[:n])) + more
 
 
-def check_coco(ann_file: Path, img_dir: Path, tolerance: float = 1.0) -> dict[str, int]:
-    """Validate ``ann_file`` against the images in ``img_dir``; returns counts.
+def check_coco(ann_file: Path, img_dir: Path, tolerance: float = 1.0) -> dict[str, Any]:
+    """Validate ``ann_file`` against the images in ``img_dir``; returns counts and ``classes``
+    (category names in id order: mmdet's ``metainfo.classes`` for this file).
 
     Checks: valid JSON with ``images``, ``annotations`` and non-empty ``categories``; every
     image file exists; every annotation names a known image and category and has a box of
@@ -52,6 +53,7 @@ def check_coco(ann_file: Path, img_dir: Path, tolerance: float = 1.0) -> dict[st
         sizes = {i: (float(im["width"]), float(im["height"])) for i, im in images.items()}
         files = [im["file_name"] for im in data["images"]]
         categories = {c["id"] for c in data["categories"]}
+        classes = tuple(c["name"] for c in sorted(data["categories"], key=lambda c: c["id"]))
         anns = data["annotations"]
         ann_ids = [a["id"] for a in anns]
         image_of = [a["image_id"] for a in anns]
@@ -89,10 +91,5 @@ def check_coco(ann_file: Path, img_dir: Path, tolerance: float = 1.0) -> dict[st
         "images": len(images),
         "annotations": len(anns),
         "categories": len(categories),
+        "classes": classes,
     }
-
-
-def category_names(ann_file: Path) -> tuple[str, ...]:
-    """Category names in id order: mmdet's ``metainfo.classes`` for this file."""
-    categories = json.loads(Path(ann_file).read_text())["categories"]
-    return tuple(c["name"] for c in sorted(categories, key=lambda c: c["id"]))

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from transfernas.export.backbone import backbone_cfg
 from transfernas.spaces.resblock import ResArch, ResBlockSpace, ResNetBackbone
 from transfernas.tasks.base import Evaluation
-from transfernas.tasks.detection import DetectionParams, detection_cfg
+from transfernas.tasks.detection import DetectionParams, coco_classes, detection_cfg
 from transfernas.tasks.mmlab import (
     DownstreamSearchParams,
     LatencySizes,
@@ -26,7 +26,11 @@ from transfernas.tasks.mmlab import (
     train_and_evaluate,
 )
 from transfernas.tasks.reward import latency_reward
-from transfernas.tasks.segmentation import SegmentationParams, segmentation_cfg
+from transfernas.tasks.segmentation import (
+    SegmentationParams,
+    prepare_cityscapes,
+    segmentation_cfg,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,11 @@ class DownstreamTask:
         self.kind, self.space, self.data, self.params = kind, space, data, params
         self.search: DownstreamSearchParams = params.search
         self.name = f"{kind}/{Path(data['root']).name}"
+        # the data are checked (and Cityscapes masks converted) once, not per candidate
+        if kind == "detection":
+            self.classes = coco_classes(data)
+        else:
+            prepare_cityscapes(data)
 
     def _cfg(self, arch: str, work_dir: Path) -> dict[str, Any]:
         backbone = backbone_cfg(
@@ -63,8 +72,8 @@ class DownstreamTask:
             update={"schedule": self.search.schedule, "work_dir": str(work_dir)}
         )
         if self.kind == "detection":
-            return detection_cfg(backbone, list(channels[1:4]), self.data, params)
-        return segmentation_cfg(backbone, list(channels[:4]), self.data, params)[0]
+            return detection_cfg(backbone, list(channels[1:4]), self.data, self.classes, params)
+        return segmentation_cfg(backbone, list(channels[:4]), self.data, params)
 
     def evaluate(self, actions: Sequence[int]) -> Evaluation:
         start = time.perf_counter()

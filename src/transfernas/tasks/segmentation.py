@@ -38,21 +38,24 @@ class SegmentationParams(DownstreamParams):
     work_dir: str = "data/06_models/segmentation"
 
 
+def prepare_cityscapes(data: dict[str, str]) -> dict[str, Any]:
+    """Check both splits and fill ``labels_dir`` with their train-id masks (once per run);
+    returns what preparing them found. ``data`` has ``root``, ``train_split``, ``val_split``
+    and ``labels_dir``."""
+    root, labels = Path(data["root"]), Path(data["labels_dir"])
+    return {
+        s: asdict(prepare_split(root, data[f"{s}_split"], labels / s)) for s in ("train", "val")
+    }
+
+
 def segmentation_cfg(
     backbone: dict[str, Any],
     out_channels: list[int],
     data: dict[str, str],
     params: SegmentationParams,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A complete mmseg Runner config, and what preparing the splits found.
-
-    ``data`` has ``root``, ``train_split``, ``val_split`` and ``labels_dir`` (where train-id
-    masks are written or linked).
-    """
+) -> dict[str, Any]:
+    """A complete mmseg Runner config on ``data`` (prepared by :func:`prepare_cityscapes`)."""
     root, labels = Path(data["root"]), Path(data["labels_dir"])
-    reports = {
-        s: asdict(prepare_split(root, data[f"{s}_split"], labels / s)) for s in ("train", "val")
-    }
     norm = {"type": "BN", "requires_grad": True}
     n = len(out_channels)
 
@@ -147,4 +150,4 @@ def segmentation_cfg(
             "name": "visualizer",
         },
     }
-    return cfg, reports
+    return cfg

@@ -14,7 +14,7 @@ from transfernas.pipelines.downstream_nodes import (
     run_dir,
     train_and_report,
 )
-from transfernas.tasks.detection import DetectionParams, detection_cfg
+from transfernas.tasks.detection import DetectionParams, coco_classes, detection_cfg
 
 
 def train_detector(
@@ -28,6 +28,6 @@ def train_detector(
     work_dir = run_dir(config, card, coco)
     config = config.model_copy(update={"work_dir": work_dir})
     backbone = exported_backbone(weights, card, work_dir)
-    cfg = detection_cfg(backbone, card["stage_channels"][1:4], coco, config)
+    cfg = detection_cfg(backbone, card["stage_channels"][1:4], coco, coco_classes(coco), config)
     metrics, figure, results = train_and_report("detection", cfg, config.latency, card)
     return metrics, figure, results, config_text(cfg)

@@ -14,7 +14,11 @@ from transfernas.pipelines.downstream_nodes import (
     run_dir,
     train_and_report,
 )
-from transfernas.tasks.segmentation import SegmentationParams, segmentation_cfg
+from transfernas.tasks.segmentation import (
+    SegmentationParams,
+    prepare_cityscapes,
+    segmentation_cfg,
+)
 
 
 def train_segmenter(
@@ -28,6 +32,7 @@ def train_segmenter(
     work_dir = run_dir(config, card, cityscapes)
     config = config.model_copy(update={"work_dir": work_dir})
     backbone = exported_backbone(weights, card, work_dir)
-    cfg, prepared = segmentation_cfg(backbone, card["out_channels"], cityscapes, config)
+    prepared = prepare_cityscapes(cityscapes)
+    cfg = segmentation_cfg(backbone, card["out_channels"], cityscapes, config)
     metrics, figure, results = train_and_report("segmentation", cfg, config.latency, card)
     return metrics, figure, results | {"data": prepared}, config_text(cfg)
