@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from matplotlib.figure import Figure
@@ -22,24 +22,25 @@ from transfernas.tasks.mmlab import (
     train_and_evaluate,
 )
 
+P = TypeVar("P", bound=DownstreamParams)
 
-def run_dir(config: DownstreamParams, card: dict, data: dict) -> str:
-    """``work_dir/<hash>`` of what the training depends on (backbone, data, model, schedule):
-    a rerun of the same resumes its checkpoints; anything else starts fresh instead of
-    resuming another model's."""
+
+def run_setup(
+    config: P, weights: dict[str, torch.Tensor], card: dict[str, Any], data: dict[str, str]
+) -> tuple[P, dict[str, Any]]:
+    """The run's own work dir and the card's backbone config loading ``weights``.
+
+    The work dir is ``work_dir/<hash>`` of what training depends on (backbone, data, model,
+    schedule): a rerun of the same resumes its checkpoints; anything else starts fresh instead
+    of resuming another model's. The weights are written into it for ``init_cfg``.
+    """
     parts = [card, data, config.model_dump(exclude={"work_dir", "latency", "search"})]
     digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode())
-    return str(Path(config.work_dir) / digest.hexdigest()[:12])
-
-
-def exported_backbone(
-    weights: dict[str, torch.Tensor], card: dict[str, Any], work_dir: str
-) -> dict[str, Any]:
-    """The card's backbone config, loading ``weights`` (written into the run's work dir)."""
-    path = Path(work_dir) / "backbone.pth"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(weights, path)
-    return with_weights(card["backbone"], str(path.resolve()))
+    work_dir = Path(config.work_dir) / digest.hexdigest()[:12]
+    work_dir.mkdir(parents=True, exist_ok=True)
+    torch.save(weights, work_dir / "backbone.pth")
+    backbone = with_weights(card["backbone"], str((work_dir / "backbone.pth").resolve()))
+    return config.model_copy(update={"work_dir": str(work_dir)}), backbone
 
 
 def config_text(cfg: dict[str, Any]) -> str:

@@ -165,12 +165,7 @@ def detection_cfg(
         }
 
     schedule = params.schedule
-    cfg = runner_cfg(
-        "mmdet",
-        Path(params.work_dir),
-        schedule,
-        {"visualization": {"type": "DetVisualizationHook"}},
-    )
+    cfg = runner_cfg("mmdet", Path(params.work_dir), schedule)
     return cfg | {
         "model": model,
         "train_dataloader": loader(
@@ -187,10 +182,5 @@ def detection_cfg(
             "ann_file": str(root / data["val_ann"]),
             "metric": "bbox",
             "format_only": False,
-        },
-        "visualizer": {
-            "type": "DetLocalVisualizer",
-            "vis_backends": [{"type": "LocalVisBackend"}],
-            "name": "visualizer",
         },
     }

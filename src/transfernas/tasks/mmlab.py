@@ -87,10 +87,16 @@ class DownstreamParams(BaseModel):
     work_dir: str = Field(..., description="Runner work dirs (checkpoints, logs) go below")
 
 
-def runner_cfg(
-    scope: str, work_dir: Path, schedule: ScheduleConfig, hooks: dict[str, Any]
-) -> dict[str, Any]:
+# each toolbox's visualization hook and visualizer
+VISUALIZATION = {
+    "mmdet": ("DetVisualizationHook", "DetLocalVisualizer"),
+    "mmseg": ("SegVisualizationHook", "SegLocalVisualizer"),
+}
+
+
+def runner_cfg(scope: str, work_dir: Path, schedule: ScheduleConfig) -> dict[str, Any]:
     """Everything of a Runner config but the model, data and evaluator."""
+    hook, visualizer = VISUALIZATION[scope]
     warmup = min(schedule.warmup_iters, schedule.max_iters - 1)
     schedulers: list[dict[str, Any]] = [
         {
@@ -150,14 +156,19 @@ def runner_cfg(
                 "max_keep_ckpts": 1,
             },
             "sampler_seed": {"type": "DistSamplerSeedHook"},
-        }
-        | hooks,
+            "visualization": {"type": hook},
+        },
         "env_cfg": {
             "cudnn_benchmark": False,
             "mp_cfg": {"mp_start_method": "fork", "opencv_num_threads": 0},
             "dist_cfg": {"backend": "nccl"},
         },
         "vis_backends": [{"type": "LocalVisBackend"}],
+        "visualizer": {
+            "type": visualizer,
+            "vis_backends": [{"type": "LocalVisBackend"}],
+            "name": "visualizer",
+        },
         "log_processor": {
             "type": "LogProcessor",
             "window_size": schedule.log_interval,

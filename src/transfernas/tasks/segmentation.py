@@ -131,12 +131,7 @@ def segmentation_cfg(
         }
 
     schedule = params.schedule
-    cfg = runner_cfg(
-        "mmseg",
-        Path(params.work_dir),
-        schedule,
-        {"visualization": {"type": "SegVisualizationHook"}},
-    )
+    cfg = runner_cfg("mmseg", Path(params.work_dir), schedule)
     cfg |= {
         "model": model,
         "train_dataloader": loader(
@@ -144,10 +139,5 @@ def segmentation_cfg(
         ),
         "val_dataloader": loader(dataset("val", val_pipeline), 1, schedule.num_workers, False),
         "val_evaluator": {"type": "IoUMetric", "iou_metrics": ["mIoU"]},
-        "visualizer": {
-            "type": "SegLocalVisualizer",
-            "vis_backends": [{"type": "LocalVisBackend"}],
-            "name": "visualizer",
-        },
     }
     return cfg

@@ -10,8 +10,7 @@ from matplotlib.figure import Figure
 from transfernas.config import validate_params
 from transfernas.pipelines.downstream_nodes import (
     config_text,
-    exported_backbone,
-    run_dir,
+    run_setup,
     train_and_report,
 )
 from transfernas.tasks.detection import DetectionParams, coco_classes, detection_cfg
@@ -25,9 +24,8 @@ def train_detector(
 ) -> tuple[dict[str, Any], Figure, dict[str, Any], str]:
     """MLflow metrics (COCO mAP, latency, losses), loss plot, results, the mmdet config."""
     config = validate_params(DetectionParams, params, "detection")
-    work_dir = run_dir(config, card, coco)
-    config = config.model_copy(update={"work_dir": work_dir})
-    backbone = exported_backbone(weights, card, work_dir)
-    cfg = detection_cfg(backbone, card["stage_channels"][1:4], coco, coco_classes(coco), config)
+    classes = coco_classes(coco)  # bad files stop the run before anything is written
+    config, backbone = run_setup(config, weights, card, coco)
+    cfg = detection_cfg(backbone, card["stage_channels"][1:4], coco, classes, config)
     metrics, figure, results = train_and_report("detection", cfg, config.latency, card)
     return metrics, figure, results, config_text(cfg)

@@ -10,8 +10,7 @@ from matplotlib.figure import Figure
 from transfernas.config import validate_params
 from transfernas.pipelines.downstream_nodes import (
     config_text,
-    exported_backbone,
-    run_dir,
+    run_setup,
     train_and_report,
 )
 from transfernas.tasks.segmentation import (
@@ -29,10 +28,8 @@ def train_segmenter(
 ) -> tuple[dict[str, Any], Figure, dict[str, Any], str]:
     """MLflow metrics (mIoU, latency, losses), loss plot, results, the mmseg config."""
     config = validate_params(SegmentationParams, params, "segmentation")
-    work_dir = run_dir(config, card, cityscapes)
-    config = config.model_copy(update={"work_dir": work_dir})
-    backbone = exported_backbone(weights, card, work_dir)
-    prepared = prepare_cityscapes(cityscapes)
+    prepared = prepare_cityscapes(cityscapes)  # bad masks stop the run before training
+    config, backbone = run_setup(config, weights, card, cityscapes)
     cfg = segmentation_cfg(backbone, card["out_channels"], cityscapes, config)
     metrics, figure, results = train_and_report("segmentation", cfg, config.latency, card)
     return metrics, figure, results | {"data": prepared}, config_text(cfg)
