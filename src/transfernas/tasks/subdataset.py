@@ -80,15 +80,22 @@ class TargetParams(BaseModel):
     path: str | None = Field(None, description="another ImageNet-style tree (full dataset)")
 
 
+def subdataset_data(
+    spec: SubdatasetSpec, sub: SubdatasetParams, progress: bool = False
+) -> tuple[ImageData, ImageData]:
+    """Build (or reuse) the sub-dataset of ``spec``; its train and val images in memory."""
+    folder = build_subdataset(
+        spec, sub.out_dir, workers=sub.workers, chunk_size=sub.chunk_size, progress=progress
+    )
+    train = ImageData.from_arrays(*load_subdataset(folder, "train"))
+    return train, ImageData.from_arrays(*load_subdataset(folder, "val"))
+
+
 def trained_task(
     spec: SubdatasetSpec, sub: SubdatasetParams, params: TrainedTaskParams, seed: int
 ) -> TrainedTask:
     """Build (or reuse) the sub-dataset of ``spec`` and wrap it as a trained task."""
-    folder = build_subdataset(
-        spec, sub.out_dir, workers=sub.workers, chunk_size=sub.chunk_size, progress=False
-    )
-    train = ImageData.from_arrays(*load_subdataset(folder, "train"))
-    val = ImageData.from_arrays(*load_subdataset(folder, "val"))
+    train, val = subdataset_data(spec, sub)
     name = f"subdataset/{spec.spec_id}/{len(spec.classes)}cls@{spec.image_size}px"
     return TrainedTask(
         name,

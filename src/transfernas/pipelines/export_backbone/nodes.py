@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from transfernas.config import validate_params
-from transfernas.data.build import SubdatasetParams, build_subdataset, load_subdataset
+from transfernas.data.build import SubdatasetParams
 from transfernas.export.backbone import (
     ExportParams,
     backbone_cfg,
@@ -19,9 +19,9 @@ from transfernas.tasks.subdataset import (
     ResBlockSpaceParams,
     Source,
     TrainedTaskParams,
+    subdataset_data,
     target_spec,
 )
-from transfernas.tasks.trained import ImageData
 
 WEIGHTS_FILE = "backbone.pth"  # the snippet loads the weights from next to itself
 
@@ -55,13 +55,9 @@ def export_backbone(
         config.channel_scale or searched.channel_scale,
         config.out_indices,
     )
-    folder = build_subdataset(
-        target_spec(source, sub, config.pretrain), sub.out_dir, sub.workers, sub.chunk_size
-    )
-    train = ImageData.from_arrays(*load_subdataset(folder, "train"))
-    val = ImageData.from_arrays(*load_subdataset(folder, "val"))
-    num_classes = int(max(train.labels.max(), val.labels.max())) + 1
-    state, card = pretrain(arch, cfg, train, val, num_classes, config)
+    spec = target_spec(source, sub, config.pretrain)
+    train, val = subdataset_data(spec, sub, progress=True)  # ImageNet at 224 px takes a while
+    state, card = pretrain(arch, cfg, train, val, len(spec.classes), config)
     card["source"] = {k: adapt_best.get(k) for k in ("searcher", "task", "reward")}
     snippet = config_snippet(cfg, "{{ fileDirname }}/" + WEIGHTS_FILE)
     flops = next(k for k in card if k.startswith("gflops_"))
