@@ -8,8 +8,12 @@ from typing import Any
 from transfernas.searchers.base import Searcher, SearcherConfig
 from transfernas.searchers.catch import CatchMeta, CatchRandom, CatchSFS, CatchZero
 from transfernas.searchers.evolution import RegularizedEvolution
+from transfernas.searchers.l2nas import L2NAS, L2NASTransfer
+from transfernas.searchers.pnas import PNAS
 from transfernas.searchers.random import RandomSearch
 from transfernas.searchers.reinforce import Reinforce
+from transfernas.searchers.rnn_controller import RNNController
+from transfernas.searchers.tnas import TNAS
 from transfernas.spaces.base import ActionSpace
 
 SEARCHERS: dict[str, type[Searcher]] = {
@@ -22,6 +26,11 @@ SEARCHERS: dict[str, type[Searcher]] = {
         CatchSFS,
         CatchZero,
         CatchRandom,
+        L2NAS,
+        L2NASTransfer,
+        TNAS,
+        PNAS,
+        RNNController,
     )
 }
 

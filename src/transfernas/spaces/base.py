@@ -60,10 +60,12 @@ class SearchSpace(ABC):
         raise NotImplementedError(f"search space {self.name!r} builds no torch network")
 
 
-def sample_actions(space: ActionSpace, rng: np.random.Generator) -> Actions:
-    """Uniform choice among the valid options, one decision after the other."""
-    actions: list[int] = []
-    for _ in space.choices:
+def sample_actions(
+    space: ActionSpace, rng: np.random.Generator, prefix: Sequence[int] = ()
+) -> Actions:
+    """Uniform choice among the valid options, one decision after the other (after ``prefix``)."""
+    actions = [int(a) for a in prefix]
+    for _ in space.choices[len(actions) :]:
         valid = np.flatnonzero(space.mask(actions))
         actions.append(int(rng.choice(valid)))
     return tuple(actions)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from transfernas.searchers.catch.encoder import mlp
+from transfernas.searchers.nets import mlp, offsets, onehot
 from transfernas.spaces.base import ActionSpace
 
 
@@ -19,7 +19,7 @@ class Controller(nn.Module):
     def __init__(self, choices: tuple[int, ...], latent_dim: int, hidden: int):
         super().__init__()
         self.choices = choices
-        self.offsets = np.concatenate([[0], np.cumsum(choices)[:-1]]).astype(np.int64)
+        self.offsets = offsets(choices)
         self.arch_dim = int(sum(choices))
         self.max_k = max(choices)
         self.net = mlp(latent_dim + self.arch_dim, hidden, self.max_k)
@@ -32,10 +32,7 @@ class Controller(nn.Module):
 
     def onehot(self, actions: np.ndarray) -> torch.Tensor:
         """``(B, L)`` actions → ``(B, arch_dim)`` concatenated one-hot vectors."""
-        actions = np.asarray(actions, dtype=np.int64).reshape(-1, len(self.choices))
-        out = torch.zeros(len(actions), self.arch_dim)
-        out[torch.arange(len(actions)).unsqueeze(1), torch.from_numpy(actions + self.offsets)] = 1.0
-        return out
+        return onehot(np.asarray(actions).reshape(-1, len(self.choices)), self.choices)
 
     def sample(
         self, z: torch.Tensor, n: int, space: ActionSpace, rng: np.random.Generator

@@ -13,15 +13,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from transfernas.searchers.nets import mlp
+
 MIN_VAR = 1e-4
-
-
-def mlp(in_dim: int, hidden: int, out_dim: int, layers: int = 2) -> nn.Sequential:
-    mods: list[nn.Module] = []
-    for i in range(layers):
-        mods += [nn.Linear(in_dim if i == 0 else hidden, hidden), nn.ReLU()]
-    mods.append(nn.Linear(hidden, out_dim))
-    return nn.Sequential(*mods)
 
 
 def product_of_gaussians(mu: torch.Tensor, var: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

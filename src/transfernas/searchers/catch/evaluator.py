@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from transfernas.searchers.catch.encoder import mlp
+from transfernas.searchers.nets import mlp
 
 
 class Evaluator(nn.Module):

@@ -1,0 +1,41 @@
+"""Small pieces the learned searchers share: MLPs and the one-hot view of action sequences.
+
+A searcher sees decisions as categorical choices of different sizes (``space.choices``); the
+networks read an architecture as the concatenated one-hot vectors of its decisions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def mlp(
+    in_dim: int, hidden: int, out_dim: int, layers: int = 2, out: nn.Module | None = None
+) -> nn.Sequential:
+    """``layers`` hidden ReLU layers of width ``hidden``; ``out`` (e.g. Sigmoid) after the last."""
+    mods: list[nn.Module] = []
+    for i in range(layers):
+        mods += [nn.Linear(in_dim if i == 0 else hidden, hidden), nn.ReLU()]
+    mods.append(nn.Linear(hidden, out_dim))
+    if out is not None:
+        mods.append(out)
+    return nn.Sequential(*mods)
+
+
+def offsets(choices: Sequence[int]) -> np.ndarray:
+    """Position of each decision's first option in the concatenated one-hot vector."""
+    return np.concatenate([[0], np.cumsum(choices)[:-1]]).astype(np.int64)
+
+
+def onehot(actions: np.ndarray, choices: Sequence[int]) -> torch.Tensor:
+    """``(B, L')`` actions, L' ≤ L (a prefix) → ``(B, sum(choices))``; untaken decisions zero."""
+    actions = np.asarray(actions, dtype=np.int64)
+    actions = actions.reshape(len(actions), -1) if actions.size else actions.reshape(-1, 0)
+    out = torch.zeros(len(actions), int(sum(choices)))
+    cols = torch.from_numpy(actions + offsets(choices)[: actions.shape[1]])
+    out[torch.arange(len(actions)).unsqueeze(1), cols] = 1.0
+    return out

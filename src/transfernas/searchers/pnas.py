@@ -1,0 +1,194 @@
+"""PNAS-style sequential model-based optimisation (Liu et al. 2018), space-agnostic.
+
+PNAS grows cells block by block: it expands every kept b-block cell by one block, ranks the
+expansions with a learned surrogate, trains only the top K, refits the surrogate and goes on.
+Our spaces have a fixed number of decisions, so "cell with b blocks" becomes "prefix of b
+decisions", and a prefix is turned into an evaluable architecture by completing it:
+  level b → expand each of the K beam prefixes by every valid option of decision b; rank the
+            expansions by the surrogate; keep the top K as the new beam; complete each kept
+            prefix with the best of ``n_completions`` random completions (by the surrogate)
+            that was not evaluated yet; evaluate those K architectures.
+The first level evaluates one random completion of every option of decision 0 (PNAS trains
+all 1-block cells first). After the last decision a new pass starts from the empty prefix.
+The surrogate is PNAS's MLP-ensemble variant: ``n_members`` MLPs on the one-hot of a prefix
+(later decisions zero), each fitted on a Poisson bootstrap of the evaluated architectures and
+all their prefixes (a prefix's target is the reward of its completion: the surrogate learns
+what a prefix promises), by ``train_steps`` Adam steps on random mini-batches so a fit costs
+the same at 50 and at 1000 evaluations. It is refitted from scratch at every level, seeded
+from the searcher's generator. Ranking uses the ensemble mean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import Field
+from torch import nn
+
+from transfernas.searchers.base import Searcher, SearcherConfig
+from transfernas.searchers.nets import onehot
+from transfernas.spaces.base import Actions, sample_actions
+
+
+class PNASConfig(SearcherConfig):
+    beam_size: int = Field(8, ge=1, description="K: prefixes kept and evaluated per level")
+    n_members: int = Field(5, ge=1, description="MLPs in the surrogate ensemble")
+    hidden: int = Field(64, ge=4, description="width of the surrogate's two hidden layers")
+    train_steps: int = Field(100, ge=1, description="Adam steps per surrogate fit")
+    batch_size: int = Field(256, ge=1, description="rows per step (a fit costs O(1) in N)")
+    learning_rate: float = Field(1e-2, gt=0, description="Adam, surrogate")
+    n_completions: int = Field(32, ge=1, description="random completions scored per prefix")
+
+
+class Ensemble(nn.Module):
+    """``n`` independent 2-hidden-layer MLPs evaluated as one batched computation."""
+
+    def __init__(self, n: int, in_dim: int, hidden: int, generator: torch.Generator):
+        super().__init__()
+        dims = [in_dim, hidden, hidden, 1]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for a, b in pairwise(dims):
+            bound = 1.0 / a**0.5  # nn.Linear's default init range
+            for shape, params in (((n, a, b), self.weights), ((n, 1, b), self.biases)):
+                u = torch.rand(shape, generator=generator)
+                params.append(nn.Parameter((2 * u - 1) * bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (N, D) → predictions (n, N)."""
+        h = x.unsqueeze(0).expand(len(self.weights[0]), -1, -1)
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            h = torch.baddbmm(b, h, w)
+            if i < len(self.weights) - 1:
+                h = torch.relu(h)
+        return h.squeeze(2)
+
+
+class Surrogate:
+    """Bootstrapped MLP ensemble predicting normalised reward from (prefix) one-hots."""
+
+    def __init__(self, config: PNASConfig, in_dim: int):
+        self.config = config
+        self.in_dim = in_dim
+        self.model: Ensemble | None = None
+
+    def fit(self, x: torch.Tensor, y: np.ndarray, groups: np.ndarray, seed: int) -> None:
+        """Fit on rows ``x`` with targets ``y``; rows of one architecture share ``groups`` id."""
+        c = self.config
+        gen = torch.Generator().manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        self.model = Ensemble(c.n_members, self.in_dim, c.hidden, gen)
+        # Poisson(1) bootstrap weights per member and architecture, shared by its prefixes
+        w = rng.poisson(1.0, size=(c.n_members, int(groups.max()) + 1))[:, groups]
+        weights = torch.as_tensor(w, dtype=torch.float32)
+        target = torch.as_tensor(y, dtype=torch.float32)
+        opt = torch.optim.Adam(self.model.parameters(), lr=c.learning_rate, fused=True)
+        for _ in range(c.train_steps):
+            rows = torch.from_numpy(rng.integers(len(x), size=min(c.batch_size, len(x))))
+            err = (self.model(x[rows]) - target[rows]) ** 2
+            loss = (weights[:, rows] * err).sum() / weights[:, rows].sum().clamp(min=1)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+    def predict(self, x: torch.Tensor) -> np.ndarray:
+        assert self.model is not None, "fit the surrogate first"
+        with torch.no_grad():
+            return self.model(x).mean(dim=0).numpy()
+
+
+class PNAS(Searcher):
+    name = "pnas"
+    Config = PNASConfig
+    config: PNASConfig
+
+    def __init__(self, space, config=None, seed=0):
+        super().__init__(space, config, seed)
+        self.choices = tuple(space.choices)
+        self.surrogate = Surrogate(self.config, int(sum(self.choices)))
+        self.level = 0
+        self.beam: list[Actions] = [()]
+        self.queue: list[Actions] = []
+        self.actions: list[Actions] = []
+        self.rewards: list[float] = []
+
+    def ask(self, n: int = 1) -> list[Actions]:
+        while len(self.queue) < n:
+            self.queue += self._next_level()
+        out, self.queue = self.queue[:n], self.queue[n:]
+        return out
+
+    def tell(self, candidates: Sequence[Actions], rewards: Sequence[float]) -> None:
+        for actions, reward in zip(candidates, rewards, strict=True):
+            self.actions.append(tuple(int(a) for a in actions))
+            self.rewards.append(float(reward))
+
+    # ---- one progressive level ---------------------------------------------------------------
+    def _next_level(self) -> list[Actions]:
+        if self.level == len(self.choices):  # a pass is complete: start the next one
+            self.level, self.beam = 0, [()]
+        expansions = [(*p, int(o)) for p in self.beam for o in np.flatnonzero(self.space.mask(p))]
+        self.level += 1
+        taken = set(self.actions) | set(self.queue)
+        if not self.rewards:  # nothing to learn from yet: every expansion, completed randomly
+            self.beam = expansions[: self.config.beam_size]
+            picks = [sample_actions(self.space, self.rng, p) for p in expansions]
+        else:
+            self._fit()
+            scores = self.surrogate.predict(onehot(np.asarray(expansions), self.choices))
+            order = np.argsort(-scores, kind="stable")[: self.config.beam_size]
+            self.beam = [expansions[i] for i in order]
+            picks = [self._best_completion(p, taken) for p in self.beam]
+        out: list[Actions] = []
+        for p in picks:
+            if p is not None and p not in taken:
+                taken.add(p)
+                out.append(p)
+        if not out:  # every completion near the beam was evaluated: explore uniformly
+            for _ in range(100):
+                cand = sample_actions(self.space, self.rng)
+                if cand not in taken:
+                    break
+            out.append(cand)
+        return out
+
+    def _best_completion(self, prefix: Actions, taken: set[Actions]) -> Actions | None:
+        n = self.config.n_completions
+        cands = {sample_actions(self.space, self.rng, prefix) for _ in range(n)}
+        fresh = sorted(cands - taken)
+        if not fresh:
+            return None
+        scores = self.surrogate.predict(onehot(np.asarray(fresh), self.choices))
+        return fresh[int(np.argmax(scores))]
+
+    def _fit(self) -> None:
+        """Refit the surrogate on every evaluated architecture and all of its prefixes."""
+        r = np.asarray(self.rewards)
+        y = (r - r.mean()) / (r.std() if r.std() > 0 else 1.0)
+        L = len(self.choices)
+        arch = np.asarray(self.actions)
+        rows = [onehot(arch[:, :length], self.choices) for length in range(1, L + 1)]
+        groups = np.tile(np.arange(len(arch)), L)
+        self.surrogate.fit(torch.cat(rows), np.tile(y, L), groups, int(self.rng.integers(2**31)))
+
+    def state_dict(self) -> dict[str, Any]:
+        return super().state_dict() | {
+            "level": self.level,
+            "beam": [list(p) for p in self.beam],
+            "queue": [list(a) for a in self.queue],
+            "actions": [list(a) for a in self.actions],
+            "rewards": list(self.rewards),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """The surrogate is refitted from the saved data before it is used again: not stored."""
+        super().load_state_dict(state)
+        self.level = state["level"]
+        self.beam = [tuple(p) for p in state["beam"]]
+        self.queue = [tuple(a) for a in state["queue"]]
+        self.actions = [tuple(a) for a in state["actions"]]
+        self.rewards = list(state["rewards"])
