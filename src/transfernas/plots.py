@@ -47,12 +47,17 @@ def sorted_trials_figure(best: pd.DataFrame, optimum: dict[str, float], budget: 
     return fig
 
 
-def best_so_far_figure(curves: pd.DataFrame, optimum: dict[str, float]) -> Figure:
+def best_so_far_figure(
+    curves: pd.DataFrame, optimum: dict[str, float], log_x: bool = False
+) -> Figure:
     """Best reward vs number of evaluations: median over trials with the inter-quartile band."""
     datasets = list(dict.fromkeys(curves["dataset"]))
     fig, axes = _axes(len(datasets))
     for ax, dataset in zip(axes, datasets, strict=True):
         sub = curves[curves["dataset"] == dataset]
+        ax.set_prop_cycle(color=plt.cm.tab20.colors)  # more methods than the default 10 colours
+        if log_x:
+            ax.set_xscale("log")
         for method, grp in sub.groupby("method", sort=False):
             x = grp["step"].to_numpy() + 1
             (line,) = ax.plot(x, grp["median"], label=method, lw=1.6)
