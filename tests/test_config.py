@@ -15,7 +15,7 @@ def _check(params):
     [
         (
             {"methods": ["rea", "bohb"]},
-            "nb201_benchmark.methods[1]: unknown searcher 'bohb'; allowed: random, rea, reinforce, catch-meta, catch-sfs, catch-zero, catch-random",
+            "nb201_benchmark.methods[1]: unknown searcher 'bohb'; allowed: random, rea, reinforce, catch-meta, catch-sfs, catch-zero, catch-random, l2nas, l2nas-transfer, tnas, pnas, nasnet-rnn",
         ),
         ({"budget": -5}, "nb201_benchmark.budget: Input should be greater than or equal to 1"),
         ({"n_trials": 0}, "nb201_benchmark.n_trials: Input should be greater than or equal to 1"),

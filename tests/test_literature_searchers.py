@@ -204,3 +204,61 @@ def test_rnn_controller_log_prob_matches_its_sampling(toy_space):
     with torch.no_grad():
         logp, _ = agent.policy.log_prob(actions, agent._masks(actions))
     assert logp.exp().sum().item() == pytest.approx(1.0, abs=1e-5)
+
+
+# ---- the residual-block space, through the adapt / search stage code ------------------------
+@pytest.fixture(scope="module")
+def resblock_inputs(tmp_path_factory):
+    """Trained sub-dataset tasks on the residual-block space, shrunk to run in seconds."""
+    from transfernas.data.build import SubdatasetParams
+    from transfernas.data.sources import ImageFolderSource
+    from transfernas.stages import StageInputs
+    from transfernas.tasks.subdataset import ResBlockSpaceParams, TrainedTaskParams
+
+    from .conftest import ROOT
+
+    out = tmp_path_factory.mktemp("subdatasets")
+    return StageInputs(
+        source=ImageFolderSource(ROOT / "data/01_raw/imagenet_sample"),
+        subdatasets=SubdatasetParams(n_classes=[10], image_sizes=[16], workers=1, out_dir=str(out)),
+        trained_task=TrainedTaskParams(
+            space=ResBlockSpaceParams(channel_scale=0.25),
+            training={"epochs": 1, "batch_size": 64},
+            reward={"measure_latency": False},
+        ),
+    )
+
+
+def _target(name: str):
+    from transfernas.stages import TargetSearchParams
+
+    return TargetSearchParams(
+        searcher=name, target={"n_classes": 10, "image_size": 16}, budget=3, seed=0
+    )
+
+
+@pytest.mark.parametrize("name", ["l2nas", "tnas", "pnas", "nasnet-rnn"])
+def test_searcher_runs_on_the_resblock_space(resblock_inputs, name):
+    from transfernas.searchers import SEARCHERS
+    from transfernas.spaces.resblock import ResArch
+    from transfernas.stages import run_target_search
+
+    history, task = run_target_search(_target(name), SEARCHERS[name].Config(), resblock_inputs)
+    assert len(history) == 3 and all(r["status"] == "ok" for r in history)
+    assert all(isinstance(task.space.decode(r["actions"]), ResArch) for r in history)
+    assert all(0.0 <= r["reward"] <= 100.0 for r in history)
+
+
+def test_l2nas_transfer_meta_trains_then_adapts_on_the_resblock_space(resblock_inputs):
+    from transfernas.stages import MetaTrainParams, run_meta_training, run_target_search
+
+    config = L2NASConfig(batch_size=2)  # train from the second evaluation on: tiny budgets
+    params = MetaTrainParams(searcher="l2nas-transfer", n_epochs=2, n_search=3, seed=1)
+    checkpoint, curves, evaluations = run_meta_training(params, config, resblock_inputs)
+    assert len(evaluations) == 6 and len(curves) == 2
+    assert {"loss_critic", "loss_actor"} <= set(curves.columns)
+    assert checkpoint["searcher"] == "l2nas-transfer" and checkpoint["space"]["name"] == "resblock"
+    history, _ = run_target_search(
+        _target("l2nas-transfer"), config, resblock_inputs, checkpoint=checkpoint
+    )
+    assert len(history) == 3 and all(r["status"] == "ok" for r in history)

@@ -149,7 +149,7 @@ def test_rerun_reuses_finished_trials(project, tiny_run):
         ),
         (
             "nb201_benchmark.methods=[bohb]",
-            "nb201_benchmark.methods[0]: unknown searcher 'bohb'; allowed: random, rea, reinforce, catch-meta, catch-sfs, catch-zero, catch-random",
+            "nb201_benchmark.methods[0]: unknown searcher 'bohb'; allowed: random, rea, reinforce, catch-meta, catch-sfs, catch-zero, catch-random, l2nas, l2nas-transfer, tnas, pnas, nasnet-rnn",
         ),
     ],
 )
@@ -165,7 +165,7 @@ def test_bad_parameter_is_named(project, override, expected):
         (
             "meta_train",
             "meta_train.searcher=rea",
-            "meta_train.searcher: 'rea' is not meta-trained; allowed: catch-meta, catch-zero, catch-random",
+            "meta_train.searcher: 'rea' is not meta-trained; allowed: catch-meta, catch-zero, catch-random, l2nas-transfer",
         ),
         (
             "meta_train",

@@ -63,7 +63,7 @@ def test_state_dict_resumes_exactly(name, toy_space):
 def test_unknown_searcher_names_allowed(toy_space):
     with pytest.raises(
         ValueError,
-        match="allowed: random, rea, reinforce, catch-meta, catch-sfs, catch-zero, catch-random",
+        match="allowed: random, rea, reinforce, catch-meta, catch-sfs, catch-zero, catch-random, l2nas, l2nas-transfer, tnas, pnas, nasnet-rnn",
     ):
         make_searcher("bohb", toy_space, None, 0)
 
