@@ -116,3 +116,81 @@ def test_meta_epoch_is_deterministic_and_state_round_trips():
     assert torch.equal(a.phi, b.phi)
     for name, w in a.net.state_dict().items():
         assert torch.equal(w, b.net.state_dict()[name])
+
+
+# ---- the meta_train / adapt stages with searcher: base --------------------------------------
+TINY = {"channels": 4, "inner_steps": 2, "adapt_steps": 3, "tasks_per_epoch": 2}
+
+
+@pytest.fixture(scope="module")
+def base_inputs(tmp_path_factory, nb201_12):
+    from transfernas.data.build import SubdatasetParams
+    from transfernas.data.sources import ImageFolderSource
+    from transfernas.stages import StageInputs
+
+    from .conftest import ROOT
+
+    out = tmp_path_factory.mktemp("subdatasets")
+    return StageInputs(
+        nb201_12,
+        ImageFolderSource(ROOT / "data/01_raw/imagenet_sample"),
+        SubdatasetParams(image_sizes=[16], workers=1, out_dir=str(out)),
+    )
+
+
+def test_base_meta_trains_then_adapts_to_a_held_out_nb201_proxy(base_inputs, tmp_path):
+    from transfernas.searchers import SearcherConfig
+    from transfernas.stages import (
+        MetaTrainParams,
+        TargetSearchParams,
+        run_meta_training,
+        run_target_search,
+    )
+
+    params = MetaTrainParams(searcher="base", n_epochs=2, base=TINY)
+    checkpoint, curves, evaluations = run_meta_training(params, SearcherConfig(), base_inputs)
+    assert checkpoint["searcher"] == "base" and len(checkpoint["tasks"]) == 4
+    assert all(t.endswith("10cls@16px") for t in checkpoint["tasks"])
+    assert list(curves["epoch"]) == [0, 1] and {"loss", "tau", "phi_entropy"} <= set(curves)
+    assert evaluations.empty
+    target = TargetSearchParams(
+        searcher="base",
+        task="nb201",
+        dataset="cifar10-valid",
+        target={"n_classes": 10, "image_size": 16, "seed": 3},
+        budget=3,
+        workdir=str(tmp_path / "adapt"),
+    )
+    history, task = run_target_search(target, SearcherConfig(), base_inputs, checkpoint)
+    records = list(history)
+    assert len(records) == 3 and len({tuple(r["actions"]) for r in records}) == 3
+    derived = BASE(BASEConfig(**TINY)).arch(records[0]["actions"])
+    assert (
+        records[0]["arch"] == derived
+        and records[0]["reward"] == task.evaluate(records[0]["actions"]).reward
+    )
+    # a rerun resumes: nothing is adapted or evaluated again
+    again, _ = run_target_search(target, SearcherConfig(), base_inputs, checkpoint)
+    assert [r["actions"] for r in again] == [r["actions"] for r in records]
+    with pytest.raises(ValueError, match="adapts a BASE meta_checkpoint"):
+        run_target_search(target, SearcherConfig(), base_inputs, checkpoint | {"searcher": "rea"})
+
+
+def test_base_meta_training_resumes_after_a_crash_without_changing_the_result(
+    base_inputs, tmp_path
+):
+    from transfernas.bayes.stage import meta_train_base
+
+    config = BASEConfig(**TINY)
+    source, sub = base_inputs.source, base_inputs.subdatasets
+    straight, curves, _ = meta_train_base(config, source, sub, 3, seed=1)
+
+    def crash(stats):
+        if stats["epoch"] == 1:
+            raise KeyboardInterrupt  # killed after the checkpoint of epoch 1
+
+    with pytest.raises(KeyboardInterrupt):
+        meta_train_base(config, source, sub, 3, seed=1, workdir=tmp_path, on_epoch=crash)
+    resumed, resumed_curves, _ = meta_train_base(config, source, sub, 3, seed=1, workdir=tmp_path)
+    assert resumed_curves == curves
+    assert torch.equal(resumed.phi, straight.phi)

@@ -74,17 +74,25 @@ def best_so_far_figure(
     return fig
 
 
+CATCH_LOSSES = ("loss_controller", "loss_evaluator", "kl", "entropy")
+
+
 def meta_training_figure(curves: pd.DataFrame) -> Figure:
     """Meta-training curves: best reward of each meta-epoch (by task) and the loss terms."""
     fig, (ax_r, ax_l) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for task, grp in curves.groupby("task", sort=False):
-        ax_r.plot(grp["epoch"], grp["best_reward"], "o-", ms=3, lw=1, label=task)
+    if "best_reward" in curves:  # searchers: each meta-epoch is a search
+        for task, grp in curves.groupby("task", sort=False):
+            ax_r.plot(grp["epoch"], grp["best_reward"], "o-", ms=3, lw=1, label=task)
+        ax_r.set_ylabel("best reward of the epoch's search")
+        ax_r.set_title("Meta-training: best reward per meta-epoch")
+    else:  # BASE: the architecture posterior sharpens as the temperature falls
+        for name in ("phi_entropy", "tau"):
+            ax_r.plot(curves["epoch"], curves[name], "o-", ms=3, lw=1, label=name)
+        ax_r.set_title("Meta-training: op entropy of the posterior, temperature")
     ax_r.set_xlabel("meta-epoch")
-    ax_r.set_ylabel("best reward of the epoch's search")
-    ax_r.set_title("Meta-training: best reward per meta-epoch")
     ax_r.legend(fontsize=7)
     ax_r.grid(alpha=0.3)
-    for name in ("loss_controller", "loss_evaluator", "kl", "entropy"):
+    for name in (*CATCH_LOSSES, "loss_critic", "loss_actor", "loss"):
         if name in curves:
             ax_l.plot(curves["epoch"], curves[name], lw=1.4, label=name)
     ax_l.set_xlabel("meta-epoch")

@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from transfernas.config import SearcherName
+from transfernas.bayes.base import BASEConfig
 from transfernas.data.build import SubdatasetParams
 from transfernas.environment import device_name
 from transfernas.executors import ExecutorConfig, search_kwargs
@@ -37,7 +37,6 @@ from transfernas.searchers import (
     SEARCHERS,
     Searcher,
     SearcherConfig,
-    check_searcher_name,
     make_searcher,
 )
 from transfernas.spaces.base import SearchSpace
@@ -66,15 +65,32 @@ from transfernas.tasks.trained import TrainedTask
 log = logging.getLogger(__name__)
 
 
+# BASE is meta-trained by gradient, not by searching: it is no ask/tell searcher of the registry
+BASE_NAME = "base"
+
+
 def _check_meta_learner(name: str) -> str:
-    check_searcher_name(name)
+    if name == BASE_NAME:
+        return name
+    meta = [n for n, cls in SEARCHERS.items() if cls.meta_trained] + [BASE_NAME]
+    if name not in SEARCHERS:
+        raise ValueError(f"unknown searcher {name!r}; allowed: {', '.join(meta)}")
     if not SEARCHERS[name].meta_trained:
-        meta = [n for n, cls in SEARCHERS.items() if cls.meta_trained]
         raise ValueError(f"{name!r} is not meta-trained; allowed: {', '.join(meta)}")
     return name
 
 
+def _check_target_searcher(name: str) -> str:
+    if name == BASE_NAME:
+        return name
+    if name not in SEARCHERS:
+        allowed = ", ".join([*SEARCHERS, BASE_NAME])
+        raise ValueError(f"unknown searcher {name!r}; allowed: {allowed}")
+    return name
+
+
 MetaLearnerName = Annotated[str, AfterValidator(_check_meta_learner)]
+TargetSearcherName = Annotated[str, AfterValidator(_check_target_searcher)]
 
 
 class MetaTrainParams(MetaTrainingConfig):
@@ -90,6 +106,9 @@ class MetaTrainParams(MetaTrainingConfig):
         description="tasks: nb201 — tables used as meta-training tasks (leave the target out)",
     )
     workdir: str | None = Field(None, description="durable meta-training state; reruns resume")
+    base: BASEConfig = Field(
+        default_factory=BASEConfig, description="searcher: base — the meta-network (BASE)"
+    )
 
 
 class TargetSearchParams(BaseModel):
@@ -97,7 +116,7 @@ class TargetSearchParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    searcher: SearcherName = "catch-meta"
+    searcher: TargetSearcherName = "catch-meta"
     task: Literal["subdataset", "nb201", "detection", "segmentation"] = Field(
         "subdataset",
         description="train candidates on a sub-dataset, look up NB201, or train them as the "
@@ -143,6 +162,8 @@ def run_meta_training(
 ) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
     """Meta-train; returns the checkpoint (networks + what produced them), per-epoch curves
     and one row per evaluation."""
+    if params.searcher == BASE_NAME:
+        return _run_base_meta_training(params, inputs)
     tabular = params.tasks == "nb201"
     if tabular:
         table = NB201Table.from_frame(inputs.nb201_12epoch, datasets=params.datasets)
@@ -182,6 +203,56 @@ def run_meta_training(
         "networks": searcher.network_state(),
     }
     return checkpoint, pd.DataFrame(curves), History.frame_of(records)
+
+
+def _run_base_meta_training(
+    params: MetaTrainParams, inputs: StageInputs
+) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
+    """BASE: Reptile over sub-dataset tasks; no candidate is evaluated while meta-training."""
+    from transfernas.bayes.stage import base_checkpoint, curves_frame, meta_train_base
+
+    if params.tasks != "subdatasets":
+        raise ValueError(
+            "meta_train.tasks: BASE trains its supernet on images; allowed: subdatasets"
+        )
+    workdir = None
+    if params.workdir is not None:
+        workdir = Path(params.workdir) / _fingerprint(
+            params.model_dump(), str(_source(inputs).root), inputs.subdatasets.model_dump()
+        )
+    base, curves, tasks = meta_train_base(
+        params.base, _source(inputs), inputs.subdatasets, params.n_epochs, params.seed, workdir
+    )
+    checkpoint = base_checkpoint(base, params.model_dump(), tasks)
+    return checkpoint, curves_frame(curves, tasks, params.base.tasks_per_epoch), pd.DataFrame()
+
+
+def _base_for_target(
+    params: TargetSearchParams,
+    task: Task,
+    inputs: StageInputs,
+    checkpoint: dict[str, Any] | None,
+    run_dir: Path | None,
+) -> Searcher:
+    """BASE adapted to the target's data: a sampler of its posterior, derived cell first."""
+    from transfernas.bayes.stage import SPACE_IDENTITY, PosteriorSampler, adapt_base
+
+    if checkpoint is None or checkpoint.get("searcher") != BASE_NAME:
+        held = None if checkpoint is None else checkpoint.get("searcher")
+        raise ValueError(f"searcher: base adapts a BASE meta_checkpoint (this one holds {held!r})")
+    if params.task in ("detection", "segmentation") or task.space.name != "nb201":
+        raise ValueError(
+            "searcher: base derives NB201 cells: use task nb201, or task subdataset with "
+            "trained_task.space.name: nb201"
+        )
+    if checkpoint["space"] != SPACE_IDENTITY:
+        raise ValueError(f"the meta_train checkpoint is for {checkpoint['space']}")
+    cache = run_dir / "posterior.pt" if run_dir is not None else None
+    actions, phi, info = adapt_base(
+        checkpoint, _source(inputs), inputs.subdatasets, params.target, params.seed, cache
+    )
+    log.info("BASE adapted on %s: derived %s", info["target"], task.space.decode(actions))
+    return PosteriorSampler(task.space, actions, phi, params.seed)
 
 
 def _searcher_for_target(
@@ -249,10 +320,7 @@ def run_target_search(
     task = target_task(params, inputs)
     tabular = params.task == "nb201"
     space = task.space
-    searcher = _searcher_for_target(
-        params, space, inputs.space_identity(tabular), searcher_config, checkpoint, task.name
-    )
-    history, ckpt = History(), None
+    history, ckpt, run_dir = History(), None, None
     if params.workdir is not None:
         # a different checkpoint means a different search: key the run by what produced it
         origin = None
@@ -267,6 +335,12 @@ def run_target_search(
             params.model_dump(), searcher_config.model_dump(), origin, task.name, task_parts
         )
         history, ckpt = History(run_dir / "history.jsonl"), run_dir / "searcher.pt"
+    if params.searcher == BASE_NAME:
+        searcher = _base_for_target(params, task, inputs, checkpoint, run_dir)
+    else:
+        searcher = _searcher_for_target(
+            params, space, inputs.space_identity(tabular), searcher_config, checkpoint, task.name
+        )
     with search_kwargs(inputs.executor) as run_with:
         history = run_search(
             space,

@@ -12,7 +12,14 @@ from transfernas.config import searcher_config, validate_params, validate_search
 from transfernas.data.build import SubdatasetParams
 from transfernas.executors import ExecutorConfig
 from transfernas.plots import search_figure
-from transfernas.stages import StageInputs, TargetSearchParams, best_architecture, run_target_search
+from transfernas.searchers import SearcherConfig
+from transfernas.stages import (
+    BASE_NAME,
+    StageInputs,
+    TargetSearchParams,
+    best_architecture,
+    run_target_search,
+)
 from transfernas.tasks.detection import DetectionParams
 from transfernas.tasks.segmentation import SegmentationParams
 from transfernas.tasks.subdataset import Source, TrainedTaskParams
@@ -70,9 +77,13 @@ def target_search(
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     config = validate_params(TargetSearchParams, params, key)
     settings = validate_searchers(searchers)
-    history, task = run_target_search(
-        config, searcher_config(settings, config.searcher), inputs, checkpoint
+    # BASE's settings travel in its meta_checkpoint; registry searchers read `searchers`
+    hyper = (
+        SearcherConfig()
+        if config.searcher == BASE_NAME
+        else searcher_config(settings, config.searcher)
     )
+    history, task = run_target_search(config, hyper, inputs, checkpoint)
     return history.to_frame(), best_architecture(history, config, task, nb201_200epoch)
 
 

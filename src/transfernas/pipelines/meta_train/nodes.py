@@ -12,11 +12,22 @@ from transfernas.config import searcher_config, validate_params, validate_search
 from transfernas.environment import machine_info
 from transfernas.pipelines.search_nodes import metric_histories, stage_inputs
 from transfernas.plots import meta_training_figure
-from transfernas.stages import MetaTrainParams, run_meta_training
+from transfernas.stages import BASE_NAME, MetaTrainParams, run_meta_training
 from transfernas.tasks.subdataset import Source
 
 log = logging.getLogger(__name__)
-CURVE_METRICS = ("best_reward", "loss_controller", "loss_evaluator", "kl", "entropy")
+CURVE_METRICS = (
+    "best_reward",
+    "loss_controller",
+    "loss_evaluator",
+    "kl",
+    "entropy",
+    "loss_critic",
+    "loss_actor",
+    "loss",
+    "tau",
+    "phi_entropy",
+)
 
 
 def meta_train_agent(
@@ -37,9 +48,9 @@ def meta_train_agent(
     config = validate_params(MetaTrainParams, params, "meta_train")
     settings = validate_searchers(searchers)
     inputs = stage_inputs(nb201_12epoch, source, subdatasets, trained_task, executor)
-    checkpoint, curves, evaluations = run_meta_training(
-        config, searcher_config(settings, config.searcher), inputs
-    )
+    base = config.searcher == BASE_NAME
+    hyper = config.base if base else searcher_config(settings, config.searcher)
+    checkpoint, curves, evaluations = run_meta_training(config, hyper, inputs)
     manifest = {k: v for k, v in checkpoint.items() if k != "networks"}
     manifest["machine"] = machine_info()
     if config.tasks == "subdatasets":
@@ -68,7 +79,8 @@ def meta_train_report(
         for name in CURVE_METRICS
         if name in curves
     }
-    n_search = int(evaluations["step"].max()) + 1
-    step = evaluations["trial"] * n_search + evaluations["step"]
-    metrics |= {f"evaluation.{k}": v for k, v in metric_histories(evaluations, step).items()}
+    if len(evaluations):  # BASE evaluates no candidate while meta-training
+        n_search = int(evaluations["step"].max()) + 1
+        step = evaluations["trial"] * n_search + evaluations["step"]
+        metrics |= {f"evaluation.{k}": v for k, v in metric_histories(evaluations, step).items()}
     return metrics, meta_training_figure(curves)
