@@ -315,6 +315,44 @@ def test_adapt_refuses_a_checkpoint_of_another_space(chain):
     assert "the meta_train checkpoint was trained on space" in " ".join(result.stderr.split())
 
 
+BASE_TINY = "subdatasets.image_sizes=[16],subdatasets.n_subdatasets=1"
+BASE_STAGES = [
+    ("subdatasets", BASE_TINY),
+    (
+        "meta_train",
+        BASE_TINY + ",meta_train.searcher=base,meta_train.n_epochs=2,meta_train.base.channels=4,"
+        "meta_train.base.inner_steps=2,meta_train.base.adapt_steps=3,"
+        "meta_train.base.tasks_per_epoch=2",
+    ),
+    (
+        "adapt",
+        BASE_TINY + ",adapt.searcher=base,adapt.task=nb201,adapt.budget=2,"
+        "adapt.target.n_classes=10",
+    ),
+]
+
+
+def test_base_meta_trains_and_adapts_through_kedro(tmp_path_factory, nb201_200):
+    """BASE: meta_train → adapt (cifar10-valid through a 10-class 16 px proxy), in MLflow."""
+    project = _run_chain(_copy_project(tmp_path_factory.mktemp("base")), BASE_STAGES)
+    manifest = json.loads((project / "data/06_models/meta_train_manifest.json").read_text())
+    assert manifest["searcher"] == "base" and len(manifest["tasks"]) == 4
+    client, run = _mlflow_run(project, "meta_train")
+    for name in ("loss", "tau", "phi_entropy"):
+        history = client.get_metric_history(run.info.run_id, f"meta_train.{name}")
+        assert [m.step for m in history] == [0, 1]
+    assert "meta_train/meta_checkpoint.pt" in {
+        a.path for a in client.list_artifacts(run.info.run_id, "meta_train")
+    }
+    best = json.loads((project / "data/08_reporting/adapt_best.json").read_text())
+    history = pd.read_parquet(project / "data/07_model_output/adapt_history.parquet")
+    assert best["searcher"] == "base" and len(history) == 2
+    assert best["test_acc_200epoch"] == nb201_200["cifar10"][best["arch_index"]]
+    client, run = _mlflow_run(project, "adapt")
+    curve = client.get_metric_history(run.info.run_id, "adapt.best_so_far")
+    assert [m.step for m in curve] == [0, 1]
+
+
 # export → detection → segmentation after the trained chain, shrunk to a few iterations
 DOWNSTREAM = (
     "export_backbone.training.epochs=1,export_backbone.pretrain.image_size=32,"
