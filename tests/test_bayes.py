@@ -72,9 +72,10 @@ def test_temperature_anneals_geometrically():
 
 
 def test_supernet_heads_bring_16_and_32_px_to_one_resolution():
-    net = SuperNet(4, 1, 10, [16, 32])
+    net = SuperNet(4, 1, 10, [16, 32, 224])
     z = torch.full((6, 5), 0.2)
-    for size in (16, 32):
+    for size, features in ((16, 16), (32, 16), (224, 28)):
+        assert net.heads[str(size)](torch.randn(1, 3, size, size)).shape[-1] == features
         assert net(torch.randn(2, 3, size, size), z).shape == (2, 10)
     with pytest.raises(ValueError, match="no featurisation head for 64 px"):
         net(torch.randn(2, 3, 64, 64), z)

@@ -4,8 +4,9 @@ Every edge of the NB201 cell holds all five operations; a forward pass weights t
 relaxed one-hot sample z_e ~ GumbelSoftmax(φ_e, τ) (BASE eq. 8; straight-through hard samples as
 an option), so the loss is differentiable in both the weights θ and the architecture logits φ.
 All cells share one φ (6 edges × 5 ops, NB201 has no separate reduction cell). As in BASE §5.1
-each input size gets its own featurisation head: 16 px is read at full resolution, 32 px is
-strided by 2, so the cells see the same feature-map size whatever the task's image size.
+each input size gets its own featurisation head: 16 px is read at full resolution, 32 and
+64 px are strided by 2, 224 px by 8 (BASE's strides for 32/64/224), so 16 and 32 px tasks
+give the cells the same feature-map size.
 """
 
 from __future__ import annotations
@@ -65,20 +66,22 @@ class SuperCell(nn.Module):
         return nodes[3]
 
 
+def head(size: int, channels: int) -> nn.Sequential:
+    """Featurisation of one input size: stride 1 up to 16 px, 2 up to 64 px, 8 above (BASE)."""
+    stride = 1 if size <= 16 else 2 if size <= 64 else 8
+    k, pad = (3, 1) if stride <= 2 else (stride, 0)  # 224 px: 8×8 patches → 28×28
+    return nn.Sequential(
+        nn.Conv2d(3, channels, k, stride=stride, padding=pad, bias=False),
+        nn.BatchNorm2d(channels),
+    )
+
+
 class SuperNet(nn.Module):
     """NB201 macro skeleton (3 stages of ``cells`` cells, residual reductions) over one φ."""
 
     def __init__(self, channels: int, cells: int, num_classes: int, image_sizes: Sequence[int]):
         super().__init__()
-        self.heads = nn.ModuleDict(
-            {
-                str(size): nn.Sequential(
-                    nn.Conv2d(3, channels, 3, stride=max(1, size // 16), padding=1, bias=False),
-                    nn.BatchNorm2d(channels),
-                )
-                for size in image_sizes
-            }
-        )
+        self.heads = nn.ModuleDict({str(size): head(size, channels) for size in image_sizes})
         self.stages = nn.ModuleList()
         c = channels
         for stage in range(3):
