@@ -27,6 +27,14 @@ import torch
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from transfernas.bayes.base import BASEConfig
+from transfernas.bayes.stage import (
+    SPACE_IDENTITY,
+    PosteriorSampler,
+    adapt_base,
+    base_checkpoint,
+    curves_frame,
+    meta_train_base,
+)
 from transfernas.data.build import SubdatasetParams
 from transfernas.environment import device_name
 from transfernas.executors import ExecutorConfig, search_kwargs
@@ -209,8 +217,6 @@ def _run_base_meta_training(
     params: MetaTrainParams, inputs: StageInputs
 ) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
     """BASE: Reptile over sub-dataset tasks; no candidate is evaluated while meta-training."""
-    from transfernas.bayes.stage import base_checkpoint, curves_frame, meta_train_base
-
     if params.tasks != "subdatasets":
         raise ValueError(
             "meta_train.tasks: BASE trains its supernet on images; allowed: subdatasets"
@@ -235,8 +241,6 @@ def _base_for_target(
     run_dir: Path | None,
 ) -> Searcher:
     """BASE adapted to the target's data: a sampler of its posterior, derived cell first."""
-    from transfernas.bayes.stage import SPACE_IDENTITY, PosteriorSampler, adapt_base
-
     if checkpoint is None or checkpoint.get("searcher") != BASE_NAME:
         held = None if checkpoint is None else checkpoint.get("searcher")
         raise ValueError(f"searcher: base adapts a BASE meta_checkpoint (this one holds {held!r})")

@@ -21,16 +21,19 @@ import pandas as pd
 import torch
 
 from transfernas.bayes.base import BASE, BASEConfig
-from transfernas.data.build import SubdatasetParams, make_spec
+from transfernas.data.build import SubdatasetParams, SubdatasetSpec, make_spec
 from transfernas.search import load_checkpoint, save_checkpoint
 from transfernas.searchers.base import Searcher, categorical
 from transfernas.spaces.base import Actions
-from transfernas.tasks.subdataset import Source, subdataset_data
+from transfernas.tasks.subdataset import Source, subdataset_data, target_spec
+from transfernas.tasks.trained import ImageData
 
 SPACE_IDENTITY = {"name": "nb201", "supernet": "base"}
 
 
-def task_data(source: Source, sub: SubdatasetParams, config: BASEConfig, k: int):
+def task_data(
+    source: Source, sub: SubdatasetParams, config: BASEConfig, k: int
+) -> tuple[SubdatasetSpec, ImageData]:
     """Train split of meta-training task k: spec k among ``num_classes``-class sub-datasets."""
     sampling = sub.model_copy(
         update={
@@ -139,8 +142,6 @@ def adapt_base(
 
     ``cache`` keeps the result so a rerun (after ``kill -9``) does not adapt again.
     """
-    from transfernas.tasks.subdataset import target_spec
-
     if cache is not None and cache.exists():
         done = load_checkpoint(cache)
         return tuple(done["actions"]), done["phi"], done["info"]
