@@ -149,12 +149,15 @@ class PNAS(Searcher):
                 taken.add(p)
                 out.append(p)
         if not out:  # every completion near the beam was evaluated: explore uniformly
-            for _ in range(100):
-                cand = sample_actions(self.space, self.rng)
-                if cand not in taken:
-                    break
-            out.append(cand)
+            out = self._uniform(taken)
         return out
+
+    def _uniform(self, taken: set[Actions]) -> list[Actions]:
+        """Up to K uniform candidates, unevaluated ones if any can be found (a small space may
+        be exhausted: then repeats, as the search loop asks for candidates all the same)."""
+        draws = [sample_actions(self.space, self.rng) for _ in range(100)]
+        fresh = list(dict.fromkeys(d for d in draws if d not in taken))
+        return fresh[: self.config.beam_size] or draws[: self.config.beam_size]
 
     def _best_completion(self, prefix: Actions, taken: set[Actions]) -> Actions | None:
         n = self.config.n_completions
