@@ -173,6 +173,26 @@ def test_base_meta_trains_then_adapts_to_a_held_out_nb201_proxy(base_inputs, tmp
     # a rerun resumes: nothing is adapted or evaluated again
     again, _ = run_target_search(target, SearcherConfig(), base_inputs, checkpoint)
     assert [r["actions"] for r in again] == [r["actions"] for r in records]
+    # on a sub-dataset target the derived cell is trained from scratch by the trained task
+    from dataclasses import replace
+
+    from transfernas.tasks.subdataset import NB201SpaceParams, TrainedTaskParams
+
+    trained = replace(
+        base_inputs,
+        trained_task=TrainedTaskParams(
+            space=NB201SpaceParams(channels=4, cells=1),
+            training={"epochs": 1, "batch_size": 64},
+            reward={"measure_latency": False},
+        ),
+    )
+    on_data = target.model_copy(update={"task": "subdataset", "budget": 1, "workdir": None})
+    trained_history, trained_task = run_target_search(
+        on_data, SearcherConfig(), trained, checkpoint
+    )
+    (record,) = list(trained_history)
+    assert record["status"] == "ok" and "val_acc" in record["metrics"]
+    assert trained_task.name.endswith("10cls@16px")
     with pytest.raises(ValueError, match="adapts a BASE meta_checkpoint"):
         run_target_search(target, SearcherConfig(), base_inputs, checkpoint | {"searcher": "rea"})
 
