@@ -169,7 +169,8 @@ def run_meta_training(
     params: MetaTrainParams, searcher_config: SearcherConfig, inputs: StageInputs
 ) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
     """Meta-train; returns the checkpoint (networks + what produced them), per-epoch curves
-    and one row per evaluation."""
+    and one row per evaluation. BASE (``searcher: base``) reads ``params.base`` instead of
+    ``searcher_config`` and evaluates no candidate."""
     if params.searcher == BASE_NAME:
         return _run_base_meta_training(params, inputs)
     tabular = params.tasks == "nb201"

@@ -11,7 +11,8 @@ The agent is DDPG-like with the changes of L2NAS §2.3:
          ε_start to ε_min over ``epsilon_steps`` (the first steps are then nearly all random,
          the random warm-up of §2.3).
   training — off-policy from a replay buffer of (s, α, r): after each evaluation
-         min(⌈N/B⌉, max_batches) batches of B samples drawn with replacement, once N ≥ B.
+         min(⌈N/B⌉, max_batches) batches of B samples drawn with replacement, once N ≥ B
+         (until then the untrained actor is not used: α is uniform).
 Transfer (§2.4, ``l2nas-transfer``): meta_train pre-trains actor and critic on other tasks,
 adapt fine-tunes them on the target starting at ε = ``finetune_epsilon_start``. Its critic
 learns a rescaled reward, min–max over the task's evaluations so far, so tasks with different

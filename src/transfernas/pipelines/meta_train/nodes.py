@@ -12,6 +12,7 @@ from transfernas.config import searcher_config, validate_params, validate_search
 from transfernas.environment import machine_info
 from transfernas.pipelines.search_nodes import metric_histories, stage_inputs
 from transfernas.plots import meta_training_figure
+from transfernas.searchers import SearcherConfig
 from transfernas.stages import BASE_NAME, MetaTrainParams, run_meta_training
 from transfernas.tasks.subdataset import Source
 
@@ -48,8 +49,9 @@ def meta_train_agent(
     config = validate_params(MetaTrainParams, params, "meta_train")
     settings = validate_searchers(searchers)
     inputs = stage_inputs(nb201_12epoch, source, subdatasets, trained_task, executor)
+    # BASE's settings are meta_train.base; registry searchers read `searchers`
     base = config.searcher == BASE_NAME
-    hyper = config.base if base else searcher_config(settings, config.searcher)
+    hyper = SearcherConfig() if base else searcher_config(settings, config.searcher)
     checkpoint, curves, evaluations = run_meta_training(config, hyper, inputs)
     manifest = {k: v for k, v in checkpoint.items() if k != "networks"}
     manifest["machine"] = machine_info()
