@@ -245,7 +245,7 @@ def _base_for_target(
     if checkpoint is None or checkpoint.get("searcher") != BASE_NAME:
         held = None if checkpoint is None else checkpoint.get("searcher")
         raise ValueError(f"searcher: base adapts a BASE meta_checkpoint (this one holds {held!r})")
-    if params.task in ("detection", "segmentation") or task.space.name != "nb201":
+    if task.space.name != "nb201":  # detection/segmentation search resblock backbones
         raise ValueError(
             "searcher: base derives NB201 cells: use task nb201, or task subdataset with "
             "trained_task.space.name: nb201"

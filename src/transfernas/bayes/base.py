@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch.nn import functional as F
 
 from transfernas.bayes.supernet import SuperNet, gumbel_softmax, kl_to_uniform
-from transfernas.spaces.nb201 import EDGES, NB201Space
+from transfernas.spaces.nb201 import EDGES
 from transfernas.spaces.nb201_net import OPS
 from transfernas.tasks.trained import ImageData, to_input
 
@@ -98,7 +98,6 @@ class BASE:
             )
         self.phi = torch.zeros(len(EDGES), len(OPS))  # uniform prior over ops at the start
         self.epoch = 0
-        self.space = NB201Space()
 
     # ---- one task: the posterior by optimisation embedding ----------------------------------
     def posterior(
@@ -171,9 +170,6 @@ class BASE:
         best = int(np.argmax(accs))
         info["sample_accuracies"] = accs
         return derive_actions(samples[best]), phi, info
-
-    def arch(self, actions: Sequence[int]) -> str:
-        return self.space.decode(actions)
 
     # ---- state --------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -23,9 +23,9 @@ import torch
 from transfernas.bayes.base import BASE, BASEConfig
 from transfernas.data.build import SubdatasetParams, SubdatasetSpec, make_spec
 from transfernas.search import load_checkpoint, save_checkpoint
-from transfernas.searchers.base import Searcher, categorical
+from transfernas.searchers.base import Searcher, sample_masked
 from transfernas.spaces.base import Actions
-from transfernas.tasks.subdataset import Source, subdataset_data, target_spec
+from transfernas.tasks.subdataset import Source, subdataset_data, target_spec, task_name
 from transfernas.tasks.trained import ImageData
 
 SPACE_IDENTITY = {"name": "nb201", "supernet": "base"}
@@ -71,7 +71,7 @@ def meta_train_base(
         batch = []
         for i in range(config.tasks_per_epoch):
             spec, train = task_data(source, sub, config, epoch * config.tasks_per_epoch + i)
-            tasks.append(f"subdataset/{spec.spec_id}/{len(spec.classes)}cls@{spec.image_size}px")
+            tasks.append(task_name(spec))
             batch.append(train)
         curves.append(base.meta_epoch(batch, n_epochs))
         if workdir is not None:
@@ -114,7 +114,7 @@ class PosteriorSampler(Searcher):
             for _ in range(100):  # later proposals: fresh posterior samples
                 if cand not in self.proposed:
                     break
-                cand = tuple(categorical(self.rng, p) for p in self.probs)
+                cand = sample_masked(self.space, self.probs, self.rng)
             self.proposed.append(cand)
             out.append(cand)
         return out
@@ -157,7 +157,7 @@ def adapt_base(
     train, val = subdataset_data(spec, sub)
     actions, phi, info = base.adapt(train, val, seed)
     info = info | {
-        "target": f"subdataset/{spec.spec_id}/{len(spec.classes)}cls@{spec.image_size}px",
+        "target": task_name(spec),
         "posterior": np.round(torch.softmax(phi, -1).numpy(), 4).tolist(),
     }
     if cache is not None:

@@ -58,6 +58,15 @@ class Searcher(ABC):
         self.rng.bit_generator.state = state["rng"]
 
 
+def sample_masked(space: ActionSpace, probs: np.ndarray, rng: np.random.Generator) -> Actions:
+    """One action sequence from per-decision probabilities ``probs`` (L, ≥K), decision by
+    decision, each restricted to the options valid after the prefix."""
+    actions: list[int] = []
+    for i, k in enumerate(space.choices):
+        actions.append(categorical(rng, probs[i, :k] * space.mask(actions)))
+    return tuple(actions)
+
+
 def categorical(rng: np.random.Generator, probs: np.ndarray) -> int:
     """Draw an index from (possibly float32, unnormalised) probabilities by inverse CDF."""
     cdf = np.cumsum(np.asarray(probs, dtype=np.float64))

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from transfernas.searchers.base import Searcher, SearcherConfig, categorical
+from transfernas.searchers.base import Searcher, SearcherConfig, sample_masked
 from transfernas.spaces.base import Actions
 
 
@@ -49,13 +49,7 @@ class Reinforce(Searcher):
 
     def ask(self, n: int = 1) -> list[Actions]:
         probs = torch.softmax(self.logits.detach(), dim=1).numpy()
-        out = []
-        for _ in range(n):
-            actions: list[int] = []
-            for i, k in enumerate(self.space.choices):
-                actions.append(categorical(self.rng, probs[i, :k] * self.space.mask(actions)))
-            out.append(tuple(actions))
-        return out
+        return [sample_masked(self.space, probs, self.rng) for _ in range(n)]
 
     def log_prob(self, actions: Sequence[int]) -> torch.Tensor:
         masks = torch.from_numpy(self._masks(actions))

@@ -24,7 +24,7 @@ from pydantic import Field
 from torch import nn
 from torch.nn import functional as F
 
-from transfernas.searchers.base import Searcher, SearcherConfig, categorical
+from transfernas.searchers.base import Searcher, SearcherConfig, sample_masked
 from transfernas.searchers.nets import offsets
 from transfernas.spaces.base import Actions, sample_actions
 
@@ -124,13 +124,7 @@ class TNAS(Searcher):
         )
         with torch.no_grad():
             probs = torch.softmax(self.vae.decode(z), dim=2).numpy()
-        out = []
-        for row in probs:
-            actions: list[int] = []
-            for i, k in enumerate(self.space.choices):
-                actions.append(categorical(self.rng, row[i, :k] * self.space.mask(actions)))
-            out.append(tuple(actions))
-        return out
+        return [sample_masked(self.space, row, self.rng) for row in probs]
 
     def ask(self, n: int = 1) -> list[Actions]:
         seen = set(self.actions)

@@ -91,14 +91,18 @@ def subdataset_data(
     return train, ImageData.from_arrays(*load_subdataset(folder, "val"))
 
 
+def task_name(spec: SubdatasetSpec) -> str:
+    """``subdataset/<spec id>/<classes>cls@<size>px``: how runs and manifests name the task."""
+    return f"subdataset/{spec.spec_id}/{len(spec.classes)}cls@{spec.image_size}px"
+
+
 def trained_task(
     spec: SubdatasetSpec, sub: SubdatasetParams, params: TrainedTaskParams, seed: int
 ) -> TrainedTask:
     """Build (or reuse) the sub-dataset of ``spec`` and wrap it as a trained task."""
     train, val = subdataset_data(spec, sub)
-    name = f"subdataset/{spec.spec_id}/{len(spec.classes)}cls@{spec.image_size}px"
     return TrainedTask(
-        name,
+        task_name(spec),
         params.space.build(),
         train,
         val,
