@@ -1,17 +1,24 @@
-"""CATCH's own NB201 protocol at small scale: meta-train on *trained* Tiny-ImageNet sub-dataset
-tasks, adapt on the three NAS-Bench-201 tables.
+"""CATCH's own NB201 protocol at small scale: meta-train on Tiny-ImageNet sub-dataset tasks,
+adapt on the three NAS-Bench-201 tables.
 
-Meta-training: CATCH (catch-meta) searches the NB201 cell space; meta-epoch k trains its
+Meta-training: CATCH (catch-meta) searches the NB201 cell space; meta-epoch k rewards its
 candidates on sub-dataset k of the Tiny-ImageNet subset in ../shared/data (10/20/30 random
-classes of 150, 16 px, real ImageNet images) — the NB201 network at C=8, N=1 for
-``--train-epochs`` epochs (a short trained reward, validation accuracy). No NB201 table is read
-while meta-training. Adaptation: 500 seeded trials × 50 table lookups per dataset, from the
-meta-trained networks, next to REA and next to CATCH meta-trained leave-one-dataset-out on the
-tables (benchmarks/results/nb201_catch.json: same trial seeds). Meta-training state is durable
-(``--workdir``): a killed run resumes.
+classes of 150, 16 px, real ImageNet images) with
+- ``--proxy zero_cost`` (default): the project's calibrated zero-cost reward
+  (``trained_task.zero_cost`` of conf/base, chosen by benchmarks/proxy_fidelity.py) of the
+  NB201 network (C=16, N=5) at initialisation on one batch of the sub-dataset, or
+- ``--proxy trained``: the NB201 network at C=8, N=1 trained ``--train-epochs`` epochs
+  (validation accuracy).
+No NB201 table is read while meta-training; afterwards the rewards' Spearman ρ against NB201
+is computed for the report. Adaptation: 500 seeded trials × 50 table lookups per dataset, from
+the meta-trained networks, next to CATCH-sfs, REA and random search (same trial seeds), and
+CATCH meta-trained leave-one-dataset-out on the tables (copied from
+benchmarks/results/nb201_catch.json). Meta-training state is durable (``--workdir``): a killed
+run resumes. Curves, ρ and results go to MLflow (experiment ``transfernas-benchmarks``;
+``MLFLOW_TRACKING_URI`` or ./mlflow.db).
 Writes ``benchmarks/results/nb201_transfer.{json,md}`` and ``nb201_transfer_meta.png``.
 
-    .venv/bin/python benchmarks/nb201_transfer.py [--meta-epochs 20 --meta-search 20]
+    .venv/bin/python benchmarks/nb201_transfer.py [--proxy zero_cost --meta-epochs 20]
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import tarfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -29,24 +37,29 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import mlflow
 import pandas as pd
 import torch
-from scipy import stats
+import yaml
 
 from transfernas.benchmark import NB201BenchmarkConfig, results_markdown, run_trial, summarize
 from transfernas.data.build import SubdatasetParams
 from transfernas.data.sources import ImageFolderSource
 from transfernas.environment import machine_info
+from transfernas.fidelity import nb201_spearman
 from transfernas.meta import meta_train
 from transfernas.searchers import make_searcher
-from transfernas.spaces import NB201Space
 from transfernas.tasks.subdataset import NB201SpaceParams, TrainedTaskParams, meta_task_pool
-from transfernas.tasks.tabular import DATASETS, NB201Table, TabularTask
+from transfernas.tasks.tabular import DATASETS, NB201Table
+from transfernas.tasks.zero_cost import ZeroCostParams
 
 ROOT = Path(__file__).resolve().parents[1]
 RAW = ROOT / "data/01_raw/nb201"
 TARBALL = ROOT.parent / "shared/data/tiny-imagenet/tiny-imagenet-200-subset.tar.gz"
 LOO_RESULTS = ROOT / "benchmarks/results/nb201_catch.json"
+CONF = ROOT / "conf/base/parameters_trained_task.yml"
+META = "catch-meta (sub-datasets)"
+BASELINES = ("catch-sfs", "rea", "random")
 _TABLE: NB201Table | None = None
 
 
@@ -70,15 +83,24 @@ def meta_train_on_subdatasets(
         workers=2,
         out_dir=str(args.workdir / "subdatasets"),
     )
-    params = TrainedTaskParams(
-        space=NB201SpaceParams(channels=8, cells=1),
-        training={"epochs": args.train_epochs, "batch_size": 128, "threads": 2},
-        reward={"measure_latency": False},
-    )
-    task_at, pool = meta_task_pool(source, sub, params, seed=0)
+    zero_cost = args.proxy == "zero_cost"
+    if zero_cost:  # the calibrated default of the project, NB201's own network
+        calibrated = yaml.safe_load(CONF.read_text())["trained_task"]["zero_cost"]
+        params = TrainedTaskParams(
+            space=NB201SpaceParams(channels=16, cells=5),
+            zero_cost=ZeroCostParams(**calibrated),
+        )
+    else:
+        params = TrainedTaskParams(
+            space=NB201SpaceParams(channels=8, cells=1),
+            training={"epochs": args.train_epochs, "batch_size": 128, "threads": 2},
+            reward={"measure_latency": False},
+        )
+    task_at, pool = meta_task_pool(source, sub, params, seed=0, zero_cost=zero_cost)
     space = params.space.build()
     agent = make_searcher("catch-meta", space, None, seed=12345)
     start = time.perf_counter()
+    workdir = args.workdir / f"meta-{args.proxy}"
     curves, records = meta_train(
         space,
         agent,
@@ -86,28 +108,17 @@ def meta_train_on_subdatasets(
         args.meta_epochs,
         args.meta_search,
         pool=pool,
-        workdir=args.workdir / "meta",
+        workdir=workdir,
         progress=True,
     )
     # wall time summed over runs: a resumed run adds only what it did
-    clock = args.workdir / "meta" / "wall_time.json"
+    clock = workdir / "wall_time.json"
     before = json.loads(clock.read_text())["seconds"] if clock.exists() else 0.0
     total = before + time.perf_counter() - start
     clock.write_text(json.dumps({"seconds": total}))
     records = pd.DataFrame(records)
     curves = pd.DataFrame(curves).assign(cost_s=records.groupby("trial")["cost_s"].sum().to_numpy())
     return agent.network_state(), curves, records, total
-
-
-def proxy_agreement(records: pd.DataFrame, table: NB201Table) -> dict[str, float]:
-    """Spearman ρ between the short trained reward of the cells evaluated in meta-training and
-    their NB201 12-epoch validation accuracy: does the proxy rank cells like NB201 does?"""
-    space = NB201Space()
-    index = table.index_of_code[space.codes([space.encode(a) for a in records["arch"]])]
-    return {
-        ds: float(stats.spearmanr(records["reward"], TabularTask(table, ds).val[index]).statistic)
-        for ds in DATASETS
-    }
 
 
 def _init(table: NB201Table) -> None:
@@ -127,7 +138,7 @@ def adapt(state: dict, table: NB201Table, trials: int, workers: int) -> tuple[pd
     jobs = [
         (ds, m, c, state if m == "catch-meta" else None)
         for ds in DATASETS
-        for m in ("catch-meta", "rea")
+        for m in ("catch-meta", *BASELINES)
         for c in chunks
     ]
     start = time.perf_counter()
@@ -138,12 +149,38 @@ def adapt(state: dict, table: NB201Table, trials: int, workers: int) -> tuple[pd
     frame = pd.DataFrame(records).explode(["arch_index", "reward", "test_acc"], ignore_index=True)
     frame["step"] = frame.groupby(["dataset", "method", "trial"]).cumcount()
     frame = frame.astype({"arch_index": "int64", "reward": "float64", "test_acc": "float64"})
-    frame["method"] = frame["method"].replace({"catch-meta": "catch-meta (sub-datasets)"})
+    frame["method"] = frame["method"].replace({"catch-meta": META})
     return frame, time.perf_counter() - start
+
+
+def params_weights() -> dict[str, float]:
+    return yaml.safe_load(CONF.read_text())["trained_task"]["zero_cost"]["weights"]
+
+
+def log_to_mlflow(
+    args: argparse.Namespace, curves: pd.DataFrame, rho: dict[str, float], results: pd.DataFrame
+) -> None:
+    """Meta-training curves, the reward's ρ vs NB201 and the adaptation results, one run."""
+    mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{ROOT}/mlflow.db"))
+    mlflow.set_experiment("transfernas-benchmarks")
+    with mlflow.start_run(run_name=f"nb201_transfer-{args.proxy}"):
+        mlflow.log_params({k: str(v) for k, v in vars(args).items()})
+        for row in curves.to_dict("records"):
+            for key in ("best_reward", "loss_controller", "loss_evaluator", "kl"):
+                if key in row:
+                    mlflow.log_metric(f"meta_train.{key}", float(row[key]), step=int(row["epoch"]))
+        mlflow.log_metrics({f"reward_spearman.{k.replace('/', '.')}": v for k, v in rho.items()})
+        for row in results.to_dict("records"):
+            name = f"nb201.{row['dataset']}.{row['method'].split(' ')[0]}"
+            mlflow.log_metrics(
+                {f"{name}.optimum_hit_rate": row["optimum_hit_rate"],
+                 f"{name}.regret_mean": row["regret_mean"]}
+            )  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--proxy", choices=["zero_cost", "trained"], default="zero_cost")
     parser.add_argument("--meta-epochs", type=int, default=20)
     parser.add_argument("--meta-search", type=int, default=20)
     parser.add_argument("--train-epochs", type=int, default=3)
@@ -158,46 +195,66 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     state, curves, records, meta_s = meta_train_on_subdatasets(args)
     print(curves.to_string(), flush=True)
-    table = NB201Table.from_frame(pd.read_parquet(RAW / "nb201_12epoch.parquet"))
-    agreement = proxy_agreement(records, table)
+    t12 = pd.read_parquet(RAW / "nb201_12epoch.parquet")
+    table = NB201Table.from_frame(t12)
     test200 = pd.read_parquet(RAW / "nb201_200epoch.parquet")
+    agreement = nb201_spearman(records["arch"], records["reward"], t12, test200)
     evals, adapt_s = adapt(state, table, args.trials, args.workers)
-    results = summarize(evals, table, test200)
+    results = summarize(evals, table, test200, reference=META)
     loo = pd.DataFrame(json.loads(LOO_RESULTS.read_text())["results"])
     loo = loo[loo["method"] == "catch-meta"].assign(method="catch-meta (leave-one-out tables)")
     both = pd.concat([results, loo[results.columns.intersection(loo.columns)]], ignore_index=True)
     both = both.sort_values(["dataset", "method"], kind="stable")
 
     fig, ax = plt.subplots(figsize=(6.5, 4))
-    ax.plot(curves["epoch"], curves["best_reward"], "o-", label="best val. acc. of the epoch")
+    ax.plot(curves["epoch"], curves["best_reward"], "o-")
     ax.set_xlabel("meta-epoch (one new Tiny-ImageNet sub-dataset each)")
-    ax.set_ylabel("validation accuracy (%), short trained reward")
-    ax.set_title("CATCH meta-training on trained sub-dataset tasks (NB201 cells)")
+    ax.set_ylabel(
+        "best reward of the epoch"
+        + (" (zero-cost)" if args.proxy == "zero_cost" else " (val. acc. %)")
+    )
+    ax.set_title(f"CATCH meta-training on {args.proxy} sub-dataset tasks (NB201 cells)")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(args.out / "nb201_transfer_meta.png", dpi=120)
+    fig.savefig(
+        args.out / f"nb201_transfer{'' if args.proxy == 'zero_cost' else '_trained'}_meta.png",
+        dpi=120,
+    )
 
     info = machine_info()
+    if args.proxy == "zero_cost":
+        reward = (
+            "zero-cost evaluations (reward Σ w·feature with the calibrated "
+            f"`trained_task.zero_cost.weights` {params_weights()} of conf/base, NB201 network "
+            "C=16, N=5 at initialisation"
+        )
+    else:
+        reward = f"trained evaluations (NB201 network C=8, N=1, {args.train_epochs} epochs"
     md = results_markdown(
-        both, "CATCH meta-trained on trained Tiny-ImageNet sub-datasets → NB201 tables"
+        both, f"CATCH meta-trained on {args.proxy} Tiny-ImageNet sub-dataset tasks → NB201 tables"
     )
     md += (
-        f"\nMeta-training: {args.meta_epochs} meta-epochs × {args.meta_search} trained evaluations "
-        f"(NB201 network C=8, N=1, {args.train_epochs} epochs, 16 px, 10/20/30-class "
-        f"sub-datasets of the 150-class Tiny-ImageNet subset): {meta_s / 60:.1f} min on "
-        f"{info['cpu']} ({info['cpu_count']} cores, CPU only — no GPU was lent). Adaptation: "
-        f"{args.trials} trials × 50 lookups per dataset and method, {adapt_s / 60:.1f} min with "
-        f"{args.workers} workers. The leave-one-out rows are copied from "
-        "benchmarks/results/nb201_catch.md (same trial seeds 0–499). Command: "
-        "`.venv/bin/python benchmarks/nb201_transfer.py`.\n"
-        "\nDoes the short trained reward rank cells like NB201? Spearman ρ between the reward of "
-        f"the {len(records)} meta-training evaluations and the same cells' NB201 12-epoch "
-        "validation accuracy: "
-        + ", ".join(f"{ds} {rho:+.2f}" for ds, rho in agreement.items())
+        f"\nMeta-training: {args.meta_epochs} meta-epochs × {args.meta_search} {reward}, 16 px, "
+        "10/20/30-class sub-datasets of the 150-class Tiny-ImageNet subset; no NB201 table "
+        f"read): {meta_s / 60:.1f} min on {info['cpu']} ({info['cpu_count']} cores, CPU only "
+        f"— no GPU was lent). Adaptation: {args.trials} trials × 50 lookups per dataset and "
+        f"method, {adapt_s / 60:.1f} min with {args.workers} workers. p: one-sided "
+        f"Mann–Whitney U test that {META}'s final best rewards are larger. The leave-one-out "
+        "rows are copied from benchmarks/results/nb201_catch.md (same trial seeds 0–499). "
+        f"Command: `.venv/bin/python benchmarks/nb201_transfer.py --proxy {args.proxy}`.\n"
+        "\nDoes the meta-training reward rank cells like NB201? Spearman ρ between the reward "
+        f"of the {len(records)} meta-training evaluations and the same cells' NB201 accuracies "
+        "(12-epoch validation / 200-epoch test): "
+        + ", ".join(
+            f"{ds} {agreement[f'{ds}/val12']:+.2f} / {agreement[f'{ds}/test200']:+.2f}"
+            for ds in DATASETS
+        )
         + ".\n"
     )
-    (args.out / "nb201_transfer.md").write_text(md)
-    (args.out / "nb201_transfer.json").write_text(
+    log_to_mlflow(args, curves, agreement, results)
+    stem = "nb201_transfer" if args.proxy == "zero_cost" else "nb201_transfer_trained"
+    (args.out / f"{stem}.md").write_text(md)
+    (args.out / f"{stem}.json").write_text(
         json.dumps(
             {
                 "machine": info,

@@ -21,7 +21,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
+
+from transfernas.tasks.tabular import DATASETS
 
 from .conftest import ROOT
 
@@ -545,3 +548,50 @@ def test_kedro_viz_lists_the_pipeline(project):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+# zero-cost tasks on the NB201 cell space: meta_train → adapt, and search from scratch
+ZERO_COST_TINY = "subdatasets.image_sizes=[16],subdatasets.n_subdatasets=1"
+ZERO_COST_STAGES = [
+    ("subdatasets", ZERO_COST_TINY),
+    ("meta_train", ZERO_COST_TINY + ",meta_train.tasks=zero_cost,meta_train.n_epochs=2,"
+     "meta_train.n_search=4"),
+    ("adapt", ZERO_COST_TINY + ",adapt.task=zero_cost,adapt.budget=5"),
+    ("search", ZERO_COST_TINY + ",search.task=zero_cost,search.searcher=rea,search.budget=5"),
+]  # fmt: skip
+
+
+def test_zero_cost_tasks_through_kedro(tmp_path_factory):
+    project = _copy_project(tmp_path_factory.mktemp("zero_cost"))
+    # Kedro merges environments key by key: switch the space in the scratch copy's base
+    conf = project / "conf/base/parameters_trained_task.yml"
+    params = yaml.safe_load(conf.read_text())
+    params["trained_task"]["space"] = {"name": "nb201", "channels": 4, "cells": 1}
+    params["trained_task"]["zero_cost"] |= {
+        "weights": {"naswot": 1.0, "params": 2.0},
+        "batch_size": 16,
+    }
+    conf.write_text(yaml.safe_dump(params))
+    _run_chain(project, ZERO_COST_STAGES)
+    manifest = json.loads((project / "data/06_models/meta_train_manifest.json").read_text())
+    assert manifest["space"]["name"] == "nb201" and len(manifest["tasks"]) == 2
+    rho = manifest["reward_spearman"]
+    assert set(rho) == {f"{d}/{s}" for d in DATASETS for s in ("val12", "test200")}
+    assert all(-1 <= v <= 1 for v in rho.values())
+    client, run = _mlflow_run(project, "meta_train")
+    history = client.get_metric_history(
+        run.info.run_id, "meta_train.reward_spearman.ImageNet16-120.test200"
+    )
+    assert [m.value for m in history] == [pytest.approx(rho["ImageNet16-120/test200"])]
+    for stage, searcher in (("adapt", "catch-meta"), ("search", "rea")):
+        best = json.loads((project / f"data/08_reporting/{stage}_best.json").read_text())
+        history = pd.read_parquet(project / f"data/07_model_output/{stage}_history.parquet")
+        assert len(history) == 5 and best["searcher"] == searcher
+        assert best["space"] == "nb201" and best["zero_cost"]["batch_size"] == 16
+        # the reward is the configured weighted sum of the proxies' features
+        ok = history[history["degenerate"] == 0]
+        expected = ok["naswot"] + 2.0 * np.log(ok["params"])
+        np.testing.assert_allclose(ok["reward"], expected, rtol=1e-9)
+        client, run = _mlflow_run(project, stage)
+        curve = client.get_metric_history(run.info.run_id, f"{stage}.best_so_far")
+        assert [m.step for m in curve] == list(range(5))

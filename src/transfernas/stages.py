@@ -2,6 +2,8 @@
 
 ``subdatasets`` (default): candidates are trained on ImageNet sub-datasets (CATCH §4.3) —
 meta-training takes a new sub-dataset per meta-epoch, adaptation one chosen target.
+``zero_cost``: candidates are scored untrained on the same sub-datasets (a zero-cost proxy,
+``trained_task.zero_cost``): a search in seconds on a CPU.
 ``nb201``: rewards are NB201 table lookups; meta-training reads only the meta-training
 datasets' columns — the target dataset's never are.
 ``detection`` / ``segmentation`` (adapt and search only): each candidate is trained briefly as
@@ -60,6 +62,7 @@ from transfernas.tasks.subdataset import (
     meta_task_pool,
     target_spec,
     trained_task,
+    zero_cost_task,
 )
 from transfernas.tasks.tabular import (
     COLUMNS_200,
@@ -69,6 +72,7 @@ from transfernas.tasks.tabular import (
     meta_tasks,
 )
 from transfernas.tasks.trained import TrainedTask
+from transfernas.tasks.zero_cost import ZeroCostTask
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +109,10 @@ class MetaTrainParams(MetaTrainingConfig):
     """``meta_train`` block of ``conf/base/parameters_meta_train.yml``."""
 
     searcher: MetaLearnerName = "catch-meta"
-    tasks: Literal["subdatasets", "nb201"] = Field(
-        "subdatasets", description="a trained sub-dataset task per meta-epoch, or NB201 tables"
+    tasks: Literal["subdatasets", "zero_cost", "nb201"] = Field(
+        "subdatasets",
+        description="a sub-dataset task per meta-epoch (candidates trained, or scored by a "
+        "zero-cost proxy), or NB201 tables",
     )
     datasets: list[NB201Dataset] = Field(
         default_factory=lambda: ["cifar100", "ImageNet16-120"],
@@ -125,13 +131,16 @@ class TargetSearchParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     searcher: TargetSearcherName = "catch-meta"
-    task: Literal["subdataset", "nb201", "detection", "segmentation"] = Field(
+    task: Literal["subdataset", "zero_cost", "nb201", "detection", "segmentation"] = Field(
         "subdataset",
-        description="train candidates on a sub-dataset, look up NB201, or train them as the "
-        "backbone of the detection / segmentation stage's model (DetNAS-style)",
+        description="train candidates on a sub-dataset, score them untrained on it "
+        "(zero_cost), look up NB201, or train them as the backbone of the detection / "
+        "segmentation stage's model (DetNAS-style)",
     )
     dataset: NB201Dataset = Field("cifar10-valid", description="task: nb201 — the table")
-    target: TargetParams = Field(default_factory=TargetParams, description="task: subdataset")
+    target: TargetParams = Field(
+        default_factory=TargetParams, description="task: subdataset | zero_cost"
+    )
     budget: int = Field(50, ge=1, description="evaluations on the target")
     seed: int = Field(0, ge=0)
     workdir: str | None = Field(None, description="durable history + checkpoint; reruns resume")
@@ -183,7 +192,11 @@ def run_meta_training(
     else:
         space = inputs.trained_task.space.build()
         task_at, pool = meta_task_pool(
-            _source(inputs), inputs.subdatasets, inputs.trained_task, params.seed
+            _source(inputs),
+            inputs.subdatasets,
+            inputs.trained_task,
+            params.seed,
+            zero_cost=params.tasks == "zero_cost",
         )
     searcher = make_searcher(params.searcher, space, searcher_config, params.seed)
     workdir = None
@@ -312,7 +325,8 @@ def target_task(params: TargetSearchParams, inputs: StageInputs) -> Task:
         config = inputs.detection if params.task == "detection" else inputs.segmentation
         return DownstreamTask(params.task, space, data, config)
     spec = target_spec(_source(inputs), inputs.subdatasets, params.target)
-    return trained_task(spec, inputs.subdatasets, inputs.trained_task, params.seed)
+    make = zero_cost_task if params.task == "zero_cost" else trained_task
+    return make(spec, inputs.subdatasets, inputs.trained_task, params.seed)
 
 
 def run_target_search(
@@ -390,6 +404,13 @@ def best_architecture(
             "space": task.space.name,
             "metrics": best["metrics"],
             "latency_input": [1, 3, *task.search.latency_size],
+        }
+    if isinstance(task, ZeroCostTask):
+        return out | {
+            "dataset": task.name,
+            "space": task.space.name,
+            "metrics": best["metrics"],
+            "zero_cost": task.params.model_dump(),
         }
     assert isinstance(task, TrainedTask)
     return out | {

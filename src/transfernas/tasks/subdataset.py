@@ -28,6 +28,7 @@ from transfernas.spaces.nb201 import NB201Space
 from transfernas.spaces.resblock import ResBlockSpace
 from transfernas.tasks.latency import LatencyConfig
 from transfernas.tasks.trained import ImageData, RewardConfig, TrainedTask, TrainingConfig
+from transfernas.tasks.zero_cost import ZeroCostParams, ZeroCostTask
 
 Source = ImageFolderSource | DownsampledSource
 
@@ -59,7 +60,8 @@ SpaceParams = Annotated[ResBlockSpaceParams | NB201SpaceParams, Field(discrimina
 
 
 class TrainedTaskParams(BaseModel):
-    """``trained_task``: the space searched and how each candidate is trained and timed."""
+    """``trained_task``: the space searched and how each candidate is trained and timed, or
+    scored untrained (``zero_cost``, for the stages' zero-cost task kind)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -67,6 +69,7 @@ class TrainedTaskParams(BaseModel):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     reward: RewardConfig = Field(default_factory=RewardConfig)
     latency: LatencyConfig = Field(default_factory=LatencyConfig)
+    zero_cost: ZeroCostParams = Field(default_factory=ZeroCostParams)
 
 
 class TargetParams(BaseModel):
@@ -114,18 +117,37 @@ def trained_task(
     )
 
 
-def meta_task_pool(
-    source: Source, sub: SubdatasetParams, params: TrainedTaskParams, seed: int
-) -> tuple[Callable[[int], TrainedTask], dict[str, object]]:
-    """Meta-epoch k → task on spec k (built when first needed), and the pool's identity."""
+def zero_cost_task(
+    spec: SubdatasetSpec, sub: SubdatasetParams, params: TrainedTaskParams, seed: int
+) -> ZeroCostTask:
+    """Build (or reuse) the sub-dataset of ``spec``; candidates are scored untrained on it."""
+    train, _ = subdataset_data(spec, sub)
+    return ZeroCostTask(
+        task_name(spec), params.space.build(), train, len(spec.classes), params.zero_cost, seed
+    )
 
-    def task_at(k: int) -> TrainedTask:
-        return trained_task(make_spec(source, sub, k), sub, params, seed)
+
+def meta_task_pool(
+    source: Source,
+    sub: SubdatasetParams,
+    params: TrainedTaskParams,
+    seed: int,
+    zero_cost: bool = False,
+) -> tuple[Callable[[int], TrainedTask | ZeroCostTask], dict[str, object]]:
+    """Meta-epoch k → task on spec k (built when first needed), and the pool's identity.
+
+    ``zero_cost``: candidates are scored at initialisation (``params.zero_cost``), not trained.
+    """
+    make = zero_cost_task if zero_cost else trained_task
+
+    def task_at(k: int) -> TrainedTask | ZeroCostTask:
+        return make(make_spec(source, sub, k), sub, params, seed)
 
     identity = {
         "source": str(source.root.resolve()),
         "sampling": sub.model_dump(exclude={"out_dir", "workers", "chunk_size"}),
         "trained_task": params.model_dump(),
+        "kind": "zero_cost" if zero_cost else "trained",
         "seed": seed,
     }
     return task_at, identity

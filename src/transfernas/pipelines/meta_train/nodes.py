@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 
 from transfernas.config import searcher_config, validate_params, validate_searchers
 from transfernas.environment import machine_info
+from transfernas.fidelity import nb201_spearman
 from transfernas.pipelines.search_nodes import metric_histories, stage_inputs
 from transfernas.plots import meta_training_figure
 from transfernas.searchers import SearcherConfig
@@ -34,6 +35,7 @@ CURVE_METRICS = (
 def meta_train_agent(
     subdataset_manifests: list[dict[str, Any]],
     nb201_12epoch: pd.DataFrame,
+    nb201_200epoch: pd.DataFrame,
     source: Source,
     params: dict[str, Any],
     subdatasets: dict[str, Any],
@@ -44,7 +46,9 @@ def meta_train_agent(
     """Checkpoint (networks + config + tasks), per-epoch curves, evaluations, JSON manifest.
 
     ``subdataset_manifests`` (the ``subdatasets`` stage's output) orders the stages and says
-    which meta-training tasks reused a sub-dataset that stage built.
+    which meta-training tasks reused a sub-dataset that stage built. When sub-dataset tasks
+    search NB201 cells, the manifest says how well their rewards rank the cells by NB201's
+    accuracies (``reward_spearman``, report only: no table is read while meta-training).
     """
     config = validate_params(MetaTrainParams, params, "meta_train")
     settings = validate_searchers(searchers)
@@ -55,8 +59,12 @@ def meta_train_agent(
     checkpoint, curves, evaluations = run_meta_training(config, hyper, inputs)
     manifest = {k: v for k, v in checkpoint.items() if k != "networks"}
     manifest["machine"] = machine_info()
-    if config.tasks == "subdatasets":
+    if config.tasks != "nb201":
         manifest["trained_task"] = inputs.trained_task.model_dump()
+        if inputs.trained_task.space.name == "nb201" and len(evaluations) >= 3:
+            manifest["reward_spearman"] = nb201_spearman(
+                evaluations["arch"], evaluations["reward"], nb201_12epoch, nb201_200epoch
+            )
         built = {m["spec_id"] for m in subdataset_manifests}
         manifest["reused_subdatasets"] = [
             t for t in checkpoint["tasks"] if t.split("/")[1] in built
@@ -70,9 +78,10 @@ def meta_train_agent(
 
 
 def meta_train_report(
-    curves: pd.DataFrame, evaluations: pd.DataFrame
+    curves: pd.DataFrame, evaluations: pd.DataFrame, manifest: dict[str, Any]
 ) -> tuple[dict[str, Any], Figure]:
-    """Per-epoch curves, and every evaluation at its global step (epoch × n_search + step)."""
+    """Per-epoch curves, every evaluation at its global step (epoch × n_search + step), and
+    the rewards' rank correlation with NB201 when the manifest has it."""
     metrics = {
         name: [
             {"step": int(e), "value": float(v)}
@@ -85,4 +94,6 @@ def meta_train_report(
         n_search = int(evaluations["step"].max()) + 1
         step = evaluations["trial"] * n_search + evaluations["step"]
         metrics |= {f"evaluation.{k}": v for k, v in metric_histories(evaluations, step).items()}
+    for target, rho in manifest.get("reward_spearman", {}).items():
+        metrics[f"reward_spearman.{target.replace('/', '.')}"] = {"step": 0, "value": rho}
     return metrics, meta_training_figure(curves)

@@ -13,6 +13,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 [
                     "subdataset_manifests",
                     "nb201_12epoch",
+                    "nb201_200epoch",
                     "imagenet_source",
                     "params:meta_train",
                     "params:subdatasets",
@@ -30,7 +31,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 meta_train_report,
-                ["meta_train_curves", "meta_train_evaluations"],
+                ["meta_train_curves", "meta_train_evaluations", "meta_train_manifest"],
                 ["meta_train_metrics", "meta_train_plot"],
                 name="report_meta_training",
             ),
