@@ -7,8 +7,8 @@ classes of 150, 16 px, real ImageNet images) with
 - ``--proxy zero_cost`` (default): the project's calibrated zero-cost reward
   (``trained_task.zero_cost`` of conf/base, chosen by benchmarks/proxy_fidelity.py) of the
   NB201 network (C=16, N=5) at initialisation on one batch of the sub-dataset, or
-- ``--proxy trained``: the NB201 network at C=8, N=1 trained ``--train-epochs`` epochs
-  (validation accuracy).
+- ``--proxy trained``: the NB201 network (``--train-channels``/``--train-cells``, default C=8,
+  N=1) trained ``--train-epochs`` epochs (validation accuracy).
 No NB201 table is read while meta-training; afterwards the rewards' Spearman ρ against NB201
 is computed for the report. Adaptation: 500 seeded trials × 50 table lookups per dataset, from
 the meta-trained networks, next to CATCH-sfs, REA and random search (same trial seeds), and
@@ -92,7 +92,7 @@ def meta_train_on_subdatasets(
         )
     else:
         params = TrainedTaskParams(
-            space=NB201SpaceParams(channels=8, cells=1),
+            space=NB201SpaceParams(channels=args.train_channels, cells=args.train_cells),
             training={"epochs": args.train_epochs, "batch_size": 128, "threads": 2},
             reward={"measure_latency": False},
         )
@@ -184,6 +184,8 @@ def main() -> None:
     parser.add_argument("--meta-epochs", type=int, default=20)
     parser.add_argument("--meta-search", type=int, default=20)
     parser.add_argument("--train-epochs", type=int, default=3)
+    parser.add_argument("--train-channels", type=int, default=8, help="--proxy trained: C")
+    parser.add_argument("--train-cells", type=int, default=1, help="--proxy trained: N")
     parser.add_argument("--trials", type=int, default=500)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
@@ -229,7 +231,10 @@ def main() -> None:
             "C=16, N=5 at initialisation"
         )
     else:
-        reward = f"trained evaluations (NB201 network C=8, N=1, {args.train_epochs} epochs"
+        reward = (
+            f"trained evaluations (NB201 network C={args.train_channels}, N={args.train_cells}, "
+            f"{args.train_epochs} epochs"
+        )
     md = results_markdown(
         both, f"CATCH meta-trained on {args.proxy} Tiny-ImageNet sub-dataset tasks → NB201 tables"
     )

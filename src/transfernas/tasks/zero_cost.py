@@ -173,9 +173,10 @@ class ZeroCostParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     weights: dict[ProxyName, float] = Field(
-        default_factory=lambda: {"naswot": 1.0},
+        default_factory=lambda: {"naswot": 1.0, "synflow": 0.82},
         min_length=1,
-        description="proxy → weight of its feature (log for params/flops/grad_norm/snip/synflow)",
+        description="proxy → weight of its feature (log for params/flops/grad_norm/snip/synflow)"
+        "; default: the best cheap combination of benchmarks/proxy_fidelity.py",
     )
     batch_size: int = Field(64, ge=2, description="images scored by naswot / grad_norm / snip")
     degenerate_reward: float = Field(
