@@ -27,7 +27,6 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import tarfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -41,10 +40,10 @@ import mlflow
 import pandas as pd
 import torch
 import yaml
+from _nb201 import RAW, ROOT, tiny_imagenet
 
 from transfernas.benchmark import NB201BenchmarkConfig, results_markdown, run_trial, summarize
 from transfernas.data.build import SubdatasetParams
-from transfernas.data.sources import ImageFolderSource
 from transfernas.environment import machine_info
 from transfernas.fidelity import nb201_spearman
 from transfernas.meta import meta_train
@@ -53,23 +52,11 @@ from transfernas.tasks.subdataset import NB201SpaceParams, TrainedTaskParams, me
 from transfernas.tasks.tabular import DATASETS, NB201Table
 from transfernas.tasks.zero_cost import ZeroCostParams
 
-ROOT = Path(__file__).resolve().parents[1]
-RAW = ROOT / "data/01_raw/nb201"
-TARBALL = ROOT.parent / "shared/data/tiny-imagenet/tiny-imagenet-200-subset.tar.gz"
 LOO_RESULTS = ROOT / "benchmarks/results/nb201_catch.json"
 CONF = ROOT / "conf/base/parameters_trained_task.yml"
 META = "catch-meta (sub-datasets)"
 BASELINES = ("catch-sfs", "rea", "random")
 _TABLE: NB201Table | None = None
-
-
-def tiny_imagenet(workdir: Path) -> ImageFolderSource:
-    """The Tiny-ImageNet subset, extracted once into ``workdir`` (no download: ../shared)."""
-    root = workdir / "tiny-imagenet-200-subset"
-    if not (root / "wnids.txt").exists():
-        with tarfile.open(TARBALL) as tar:
-            tar.extractall(workdir, filter="data")
-    return ImageFolderSource(root, label_file="val_annotations.txt")
 
 
 def meta_train_on_subdatasets(

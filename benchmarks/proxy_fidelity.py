@@ -26,7 +26,6 @@ import argparse
 import hashlib
 import json
 import multiprocessing as mp
-import tarfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -39,11 +38,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+from _nb201 import RAW, ROOT, tiny_imagenet
 from rich.progress import Progress
 from scipy import stats
 
 from transfernas.data.build import SubdatasetParams, make_spec
-from transfernas.data.sources import ImageFolderSource
 from transfernas.environment import machine_info
 from transfernas.history import AppendLog
 from transfernas.spaces.nb201 import N_ARCHS, NB201Space
@@ -52,9 +51,6 @@ from transfernas.tasks.tabular import COLUMNS_12, COLUMNS_200, DATASETS
 from transfernas.tasks.trained import RewardConfig, TrainedTask, TrainingConfig
 from transfernas.tasks.zero_cost import PROXIES, ZeroCostParams, ZeroCostTask, feature
 
-ROOT = Path(__file__).resolve().parents[1]
-RAW = ROOT / "data/01_raw/nb201"
-TARBALL = ROOT.parent / "shared/data/tiny-imagenet/tiny-imagenet-200-subset.tar.gz"
 SAMPLE_SEED = 20261203  # fixed before any result was seen
 REFERENCE = {  # published Spearman vs NB201 200-epoch accuracy (DESIGN.md §6b)
     "#params (published)": 0.73,
@@ -106,14 +102,6 @@ def config_id(name: str, config: dict[str, Any]) -> str:
     """A changed config is another proxy: its records never mix with the old ones."""
     blob = json.dumps([name, config], sort_keys=True).encode()
     return f"{name}@{hashlib.sha256(blob).hexdigest()[:8]}"
-
-
-def tiny_imagenet(workdir: Path) -> ImageFolderSource:
-    root = workdir / "tiny-imagenet-200-subset"
-    if not (root / "wnids.txt").exists():
-        with tarfile.open(TARBALL) as tar:
-            tar.extractall(workdir, filter="data")
-    return ImageFolderSource(root, label_file="val_annotations.txt")
 
 
 def make_task(workdir: str, name: str) -> ZeroCostTask | TrainedTask:
