@@ -150,3 +150,15 @@ def test_nb201_spearman_reads_the_cells_of_the_table():
     assert 0.5 < rho["ImageNet16-120/test200"] < 1.0
     rho_neg = nb201_spearman(rows["arch_str"], -rows["cifar100-val"], t12, t200)
     assert rho_neg["cifar100/val12"] == pytest.approx(-1.0)
+
+
+def test_switching_the_space_drops_only_the_other_spaces_keys():
+    from transfernas.tasks.subdataset import TrainedTaskParams
+
+    base = {"name": "resblock", "block": "basic", "stem": "small", "channel_scale": 0.25}
+    params = TrainedTaskParams(space=base | {"name": "nb201", "cells": 1})
+    assert params.space.model_dump() == {"name": "nb201", "channels": 16, "cells": 1}
+    back = TrainedTaskParams(space={"name": "resblock", "channels": 8, "block": "bottleneck"})
+    assert back.space.block == "bottleneck"
+    with pytest.raises(ValidationError, match="chanels"):
+        TrainedTaskParams(space=base | {"name": "nb201", "chanels": 8})

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from transfernas.data.build import (
     SubdatasetParams,
@@ -57,6 +57,7 @@ class NB201SpaceParams(BaseModel):
 
 
 SpaceParams = Annotated[ResBlockSpaceParams | NB201SpaceParams, Field(discriminator="name")]
+_SPACES = {"resblock": ResBlockSpaceParams, "nb201": NB201SpaceParams}
 
 
 class TrainedTaskParams(BaseModel):
@@ -70,6 +71,19 @@ class TrainedTaskParams(BaseModel):
     reward: RewardConfig = Field(default_factory=RewardConfig)
     latency: LatencyConfig = Field(default_factory=LatencyConfig)
     zero_cost: ZeroCostParams = Field(default_factory=ZeroCostParams)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _other_spaces_keys(cls, data: Any) -> Any:
+        """Drop the keys that belong only to the *other* space, so ``--params
+        trained_task.space.name=nb201`` works over the resblock defaults of conf/base (Kedro
+        merges configuration key by key); unknown keys are still refused."""
+        space = data.get("space") if isinstance(data, dict) else None
+        if not isinstance(space, dict) or space.get("name") not in _SPACES:
+            return data
+        own = set(_SPACES[space["name"]].model_fields)
+        others = {k for m in _SPACES.values() for k in m.model_fields} - own
+        return data | {"space": {k: v for k, v in space.items() if k not in others}}
 
 
 class TargetParams(BaseModel):
