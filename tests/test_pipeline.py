@@ -565,7 +565,7 @@ ZERO_COST_STAGES = [
 ]  # fmt: skip
 
 
-def test_zero_cost_tasks_through_kedro(tmp_path_factory):
+def test_zero_cost_tasks_through_kedro(tmp_path_factory, nb201_200):
     project = _run_chain(_copy_project(tmp_path_factory.mktemp("zero_cost")), ZERO_COST_STAGES)
     manifest = json.loads((project / "data/06_models/meta_train_manifest.json").read_text())
     assert manifest["space"]["name"] == "nb201" and len(manifest["tasks"]) == 2
@@ -582,6 +582,8 @@ def test_zero_cost_tasks_through_kedro(tmp_path_factory):
         history = pd.read_parquet(project / f"data/07_model_output/{stage}_history.parquet")
         assert len(history) == 5 and best["searcher"] == searcher
         assert best["space"] == "nb201" and best["zero_cost"]["batch_size"] == 16
+        row = nb201_200[nb201_200["arch_str"] == best["arch"]].iloc[0]
+        assert best["nb201_test_acc_200epoch"]["ImageNet16-120"] == row["ImageNet16-120"]
         # the reward is the configured weighted sum of the proxies' features (conf/base's
         # naswot + 0.82·synflow, and params added by --params)
         ok = history[history["degenerate"] == 0]

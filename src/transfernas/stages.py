@@ -377,7 +377,8 @@ def run_target_search(
 def best_architecture(
     history: History, params: TargetSearchParams, task: Task, nb201_200epoch: pd.DataFrame
 ) -> dict[str, Any]:
-    """The search's answer. On NB201 its 200-epoch test accuracy is read only now (report)."""
+    """The search's answer. On NB201 its 200-epoch test accuracy is read only now (report);
+    an NB201 cell found on a sub-dataset gets its table accuracies the same way."""
     best = history.best()
     out = {
         "searcher": params.searcher,
@@ -389,6 +390,9 @@ def best_architecture(
         "evaluations": len(history),
         "failed_evaluations": sum(r.get("status") == "failed" for r in history),
     }
+    if params.task not in ("nb201", "detection", "segmentation") and task.space.name == "nb201":
+        row = nb201_200epoch[nb201_200epoch["arch_str"] == best["arch"]].iloc[0]
+        out["nb201_test_acc_200epoch"] = {d: float(row[c]) for d, c in COLUMNS_200.items()}
     if params.task == "nb201":
         index = int(best["metrics"]["arch_index"])
         return out | {
