@@ -4,7 +4,8 @@ Definitions (Abdelfattah et al. 2021, "Zero-cost proxies for lightweight NAS"; M
 2021, "Neural architecture search without training"), each computed at initialisation:
 
 - ``params``: trainable parameters; ``flops``: forward FLOPs of one image (multiply-add = 2).
-- ``grad_norm``: ‖∇_θ L‖₂ over all weights, L the cross-entropy of one labelled batch.
+- ``grad_norm``: ‖∇_θ L‖₂ over conv and linear weights, L the cross-entropy of one labelled
+  batch.
 - ``snip``: Σ |θ ⊙ ∇_θ L| (connection sensitivity) over conv and linear weights.
 - ``synflow``: Σ |θ ⊙ ∂R/∂θ| over conv and linear weights, where every parameter is replaced
   by its absolute value, BatchNorm is the identity (eval mode on fresh running statistics), the
@@ -12,8 +13,9 @@ Definitions (Abdelfattah et al. 2021, "Zero-cost proxies for lightweight NAS"; M
 - ``naswot``: log|K_H|, K_H[i, j] = number of ReLUs on which images i and j agree (both on or
   both off), summed over every ``nn.ReLU`` of the net, for the images of one batch.
 
-Scores that grow over orders of magnitude (params, flops, synflow) are used as ``log`` values,
-so a weighted sum of proxies (:class:`ZeroCostParams.weights`) is a sum of comparable numbers.
+Scores that span orders of magnitude (all but NASWOT, which is a log already) are used as
+``log`` values, so a weighted sum of proxies (:class:`ZeroCostParams.weights`) is a sum of
+comparable numbers.
 Rewards are computed from a fixed seed per architecture: the same cell always scores the same.
 """
 

@@ -61,9 +61,15 @@ def meta_train_agent(
     manifest["machine"] = machine_info()
     if config.tasks != "nb201":
         manifest["trained_task"] = inputs.trained_task.model_dump()
-        if inputs.trained_task.space.name == "nb201" and len(evaluations) >= 3:
+        # BASE evaluates nothing while meta-training: its frame is empty
+        ok = evaluations[evaluations["status"] == "ok"] if len(evaluations) else None
+        if (
+            inputs.trained_task.space.name == "nb201"
+            and ok is not None
+            and ok["arch"].nunique() >= 3
+        ):
             manifest["reward_spearman"] = nb201_spearman(
-                evaluations["arch"], evaluations["reward"], nb201_12epoch, nb201_200epoch
+                ok["arch"], ok["reward"], nb201_12epoch, nb201_200epoch
             )
         built = {m["spec_id"] for m in subdataset_manifests}
         manifest["reused_subdatasets"] = [
