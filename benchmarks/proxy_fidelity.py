@@ -445,9 +445,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--zero-cost-cells", type=int, default=1000)
     parser.add_argument("--trained-cells", type=int, default=200)
-    parser.add_argument("--trained", nargs="*", default=list(TRAINED), choices=list(TRAINED))
-    parser.add_argument("--sweep-cells", type=int, default=None,
-                        help="cells for the trained configs other than the first")  # fmt: skip
+    parser.add_argument("--trained", nargs="*", default=list(TRAINED), choices=list(TRAINED),
+                        help="trained proxies to score (each on --trained-cells cells)")  # fmt: skip
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
         "--workdir", type=Path, default=ROOT / "data/02_intermediate/proxy_fidelity"
@@ -459,9 +458,8 @@ def main() -> None:
     log = AppendLog(args.workdir / "log.jsonl")
     for name in ZERO_COST:
         run_config(name, sample_cells(args.zero_cost_cells), log, args)
-    for i, name in enumerate(args.trained):
-        n = args.trained_cells if i == 0 or args.sweep_cells is None else args.sweep_cells
-        run_config(name, sample_cells(n), log, args)
+    for name in args.trained:
+        run_config(name, sample_cells(args.trained_cells), log, args)
     wall_s = time.perf_counter() - start
     table, combos = analyse(log, args)
     info = machine_info()
