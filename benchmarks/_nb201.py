@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
 from transfernas.benchmark import NB201BenchmarkConfig, results_markdown, run_trials, summarize
 from transfernas.data.sources import ImageFolderSource
@@ -104,3 +105,10 @@ def tiny_imagenet(workdir: Path) -> ImageFolderSource:
         with tarfile.open(TINY_IMAGENET) as tar:
             tar.extractall(workdir, filter="data")
     return ImageFolderSource(root, label_file="val_annotations.txt")
+
+
+def base_params(stage: str) -> dict[str, Any]:
+    """The ``stage`` block of conf/base/parameters_<stage>.yml: benchmarks use the project's
+    own defaults."""
+    path = ROOT / f"conf/base/parameters_{stage}.yml"
+    return yaml.safe_load(path.read_text())[stage]

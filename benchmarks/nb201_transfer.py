@@ -39,8 +39,7 @@ import matplotlib.pyplot as plt
 import mlflow
 import pandas as pd
 import torch
-import yaml
-from _nb201 import RAW, ROOT, tiny_imagenet
+from _nb201 import RAW, ROOT, base_params, tiny_imagenet
 
 from transfernas.benchmark import NB201BenchmarkConfig, results_markdown, run_trial, summarize
 from transfernas.data.build import SubdatasetParams
@@ -53,7 +52,6 @@ from transfernas.tasks.tabular import DATASETS, NB201Table
 from transfernas.tasks.zero_cost import ZeroCostParams
 
 LOO_RESULTS = ROOT / "benchmarks/results/nb201_catch.json"
-CONF = ROOT / "conf/base/parameters_trained_task.yml"
 META = "catch-meta (sub-datasets)"
 BASELINES = ("catch-sfs", "rea", "random")
 _TABLE: NB201Table | None = None
@@ -61,7 +59,7 @@ _TABLE: NB201Table | None = None
 
 def meta_train_on_subdatasets(
     args: argparse.Namespace,
-) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, float]:
+) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, float, TrainedTaskParams]:
     source = tiny_imagenet(args.workdir)
     sub = SubdatasetParams(
         n_classes=[10, 20, 30],
@@ -72,10 +70,9 @@ def meta_train_on_subdatasets(
     )
     zero_cost = args.proxy == "zero_cost"
     if zero_cost:  # the calibrated default of the project, NB201's own network
-        calibrated = yaml.safe_load(CONF.read_text())["trained_task"]["zero_cost"]
         params = TrainedTaskParams(
             space=NB201SpaceParams(channels=16, cells=5),
-            zero_cost=ZeroCostParams(**calibrated),
+            zero_cost=ZeroCostParams(**base_params("trained_task")["zero_cost"]),
         )
     else:
         params = TrainedTaskParams(
@@ -105,7 +102,7 @@ def meta_train_on_subdatasets(
     clock.write_text(json.dumps({"seconds": total}))
     records = pd.DataFrame(records)
     curves = pd.DataFrame(curves).assign(cost_s=records.groupby("trial")["cost_s"].sum().to_numpy())
-    return agent.network_state(), curves, records, total
+    return agent.network_state(), curves, records, total, params
 
 
 def _init(table: NB201Table) -> None:
@@ -138,10 +135,6 @@ def adapt(state: dict, table: NB201Table, trials: int, workers: int) -> tuple[pd
     frame = frame.astype({"arch_index": "int64", "reward": "float64", "test_acc": "float64"})
     frame["method"] = frame["method"].replace({"catch-meta": META})
     return frame, time.perf_counter() - start
-
-
-def params_weights() -> dict[str, float]:
-    return yaml.safe_load(CONF.read_text())["trained_task"]["zero_cost"]["weights"]
 
 
 def log_to_mlflow(
@@ -182,7 +175,7 @@ def main() -> None:
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    state, curves, records, meta_s = meta_train_on_subdatasets(args)
+    state, curves, records, meta_s, params = meta_train_on_subdatasets(args)
     print(curves.to_string(), flush=True)
     t12 = pd.read_parquet(RAW / "nb201_12epoch.parquet")
     table = NB201Table.from_frame(t12)
@@ -214,7 +207,7 @@ def main() -> None:
     if args.proxy == "zero_cost":
         reward = (
             "zero-cost evaluations (reward Σ w·feature with the calibrated "
-            f"`trained_task.zero_cost.weights` {params_weights()} of conf/base, NB201 network "
+            f"`trained_task.zero_cost.weights` {params.zero_cost.weights} of conf/base, NB201 network "
             "C=16, N=5 at initialisation"
         )
     else:

@@ -46,7 +46,12 @@ from transfernas.data.build import SubdatasetParams, make_spec
 from transfernas.environment import machine_info
 from transfernas.history import AppendLog
 from transfernas.spaces.nb201 import N_ARCHS, NB201Space
-from transfernas.tasks.subdataset import subdataset_data, task_name
+from transfernas.tasks.subdataset import (
+    NB201SpaceParams,
+    TrainedTaskParams,
+    trained_task,
+    zero_cost_task,
+)
 from transfernas.tasks.tabular import COLUMNS_12, COLUMNS_200, DATASETS
 from transfernas.tasks.trained import RewardConfig, TrainedTask, TrainingConfig
 from transfernas.tasks.zero_cost import PROXIES, ZeroCostParams, ZeroCostTask, feature
@@ -117,17 +122,17 @@ def make_task(workdir: str, name: str) -> ZeroCostTask | TrainedTask:
         out_dir=str(Path(workdir) / "subdatasets"),
     )
     spec = make_spec(tiny_imagenet(Path(workdir)), sub, 0)
-    train, val = subdataset_data(spec, sub)
-    space = NB201Space(config["channels"], config["cells"])
+    space = NB201SpaceParams(channels=config["channels"], cells=config["cells"])
     if name in ZERO_COST:
-        proxies = config.get("proxies", PROXIES)
-        params = ZeroCostParams(weights=dict.fromkeys(proxies, 1.0), batch_size=config["batch"])
-        return ZeroCostTask(task_name(spec), space, train, len(spec.classes), params)
-    training = TrainingConfig(**config["training"], threads=1)
-    return TrainedTask(
-        task_name(spec), space, train, val, len(spec.classes), training,
-        RewardConfig(measure_latency=False),
-    )  # fmt: skip
+        weights = dict.fromkeys(config.get("proxies", PROXIES), 1.0)
+        zero_cost = ZeroCostParams(weights=weights, batch_size=config["batch"])
+        return zero_cost_task(spec, sub, TrainedTaskParams(space=space, zero_cost=zero_cost), 0)
+    params = TrainedTaskParams(
+        space=space,
+        training=TrainingConfig(**config["training"], threads=1),
+        reward=RewardConfig(measure_latency=False),
+    )
+    return trained_task(spec, sub, params, 0)
 
 
 def _init(workdir: str, name: str) -> None:

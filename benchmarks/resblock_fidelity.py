@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-import yaml
+from _nb201 import ROOT, base_params
 from rich.progress import Progress
 from scipy import stats
 
@@ -36,23 +36,22 @@ from transfernas.history import AppendLog
 from transfernas.tasks.subdataset import (
     TargetParams,
     TrainedTaskParams,
-    subdataset_data,
     target_spec,
-    task_name,
+    trained_task,
+    zero_cost_task,
 )
-from transfernas.tasks.trained import RewardConfig, TrainedTask
-from transfernas.tasks.zero_cost import PROXIES, ZeroCostTask, feature
+from transfernas.tasks.trained import RewardConfig
+from transfernas.tasks.zero_cost import PROXIES, feature
 
-ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_SEED = 20261203  # fixed before any result
 _TASKS: dict[str, Any] = {}
 
 
 def defaults() -> tuple[TrainedTaskParams, SubdatasetParams]:
-    conf = ROOT / "conf/base"
-    trained = yaml.safe_load((conf / "parameters_trained_task.yml").read_text())["trained_task"]
-    sub = yaml.safe_load((conf / "parameters_subdatasets.yml").read_text())["subdatasets"]
-    return TrainedTaskParams(**trained), SubdatasetParams(**sub)
+    return (
+        TrainedTaskParams(**base_params("trained_task")),
+        SubdatasetParams(**base_params("subdatasets")),
+    )
 
 
 def make_tasks(source: str, workdir: str) -> dict[str, Any]:
@@ -60,15 +59,13 @@ def make_tasks(source: str, workdir: str) -> dict[str, Any]:
     params, sub = defaults()
     sub = sub.model_copy(update={"out_dir": str(Path(workdir) / "subdatasets"), "workers": 1})
     spec = target_spec(ImageFolderSource(Path(source)), sub, TargetParams(image_size=16))
-    train, val = subdataset_data(spec, sub)
-    space, name, n = params.space.build(), task_name(spec), len(spec.classes)
-    no_latency = RewardConfig(measure_latency=False)
+    short = params.model_copy(update={"reward": RewardConfig(measure_latency=False)})
     longer = params.training.model_copy(update={"epochs": 4 * params.training.epochs})
     zc = params.zero_cost.model_copy(update={"weights": dict.fromkeys(PROXIES, 1.0)})
     return {
-        "short": TrainedTask(name, space, train, val, n, params.training, no_latency),
-        "long": TrainedTask(name, space, train, val, n, longer, no_latency),
-        "zc": ZeroCostTask(name, space, train, n, zc),
+        "short": trained_task(spec, sub, short, 0),
+        "long": trained_task(spec, sub, short.model_copy(update={"training": longer}), 0),
+        "zc": zero_cost_task(spec, sub, params.model_copy(update={"zero_cost": zc}), 0),
     }
 
 

@@ -390,7 +390,7 @@ def best_architecture(
         "evaluations": len(history),
         "failed_evaluations": sum(r.get("status") == "failed" for r in history),
     }
-    if params.task not in ("nb201", "detection", "segmentation") and task.space.name == "nb201":
+    if params.task != "nb201" and task.space.name == "nb201":
         row = nb201_200epoch[nb201_200epoch["arch_str"] == best["arch"]].iloc[0]
         out["nb201_test_acc_200epoch"] = {d: float(row[c]) for d, c in COLUMNS_200.items()}
     if params.task == "nb201":
