@@ -250,7 +250,20 @@ def test_meta_train_on_subdatasets_outputs_and_mlflow(chain):
         "meta_train/meta_checkpoint.pt",
         "meta_train/meta_train_curves.png",
         "meta_train/meta_train_evaluations.parquet",
+        "meta_train/meta_train_fidelity.json",
     } <= artifacts
+    # the last meta-epoch's architectures trained again 4× longer on the same sub-dataset
+    fidelity = json.loads((chain / "data/08_reporting/meta_train_fidelity.json").read_text())
+    assert fidelity["reference"] == "4-epoch training (1 × 4)"
+    (check,) = fidelity["epochs"]
+    last = evaluations[evaluations["trial"] == 1]
+    assert check["epoch"] == 1 and check["task"] == manifest["tasks"][1]
+    assert check["n"] == last["arch"].nunique() == len(check["archs"])
+    assert {r["arch"]: r["reward"] for r in check["archs"]} == dict(
+        zip(last["arch"], last["reward"], strict=True)
+    )
+    logged = client.get_metric_history(run.info.run_id, "meta_train.reward_fidelity.spearman")
+    assert [m.value for m in logged] == [pytest.approx(fidelity["spearman"])]
 
 
 @pytest.mark.parametrize("stage", ["adapt", "search"])
@@ -553,7 +566,7 @@ def test_kedro_viz_lists_the_pipeline(project):
 # space is switched with --params over conf/base's resblock keys, as a user would
 ZERO_COST_TINY = (
     "subdatasets.image_sizes=[16],subdatasets.n_subdatasets=1,trained_task.space.name=nb201,"
-    "trained_task.space.channels=4,trained_task.space.cells=1,"
+    "trained_task.space.channels=4,trained_task.space.cells=1,trained_task.training.epochs=1,"
     "trained_task.zero_cost.weights.params=2.0,trained_task.zero_cost.batch_size=16"
 )
 ZERO_COST_STAGES = [
@@ -577,6 +590,12 @@ def test_zero_cost_tasks_through_kedro(tmp_path_factory, nb201_200):
         run.info.run_id, "meta_train.reward_spearman.ImageNet16-120.test200"
     )
     assert [m.value for m in history] == [pytest.approx(rho["ImageNet16-120/test200"])]
+    # zero-cost rewards are checked against a training too (1 epoch × 4)
+    fidelity = json.loads((project / "data/08_reporting/meta_train_fidelity.json").read_text())
+    evaluations = pd.read_parquet(project / "data/07_model_output/meta_train_evaluations.parquet")
+    last = evaluations[(evaluations["trial"] == 1) & (evaluations["status"] == "ok")]
+    assert fidelity["reward"] == "zero_cost"
+    assert fidelity["epochs"][0]["n"] == last["arch"].nunique()
     for stage, searcher in (("adapt", "catch-meta"), ("search", "rea")):
         best = json.loads((project / f"data/08_reporting/{stage}_best.json").read_text())
         history = pd.read_parquet(project / f"data/07_model_output/{stage}_history.parquet")

@@ -77,9 +77,12 @@ def best_so_far_figure(
 CATCH_LOSSES = ("loss_controller", "loss_evaluator", "kl", "entropy")
 
 
-def meta_training_figure(curves: pd.DataFrame) -> Figure:
-    """Meta-training curves: best reward of each meta-epoch (by task) and the loss terms."""
-    fig, (ax_r, ax_l) = plt.subplots(1, 2, figsize=(11, 4.2))
+def meta_training_figure(curves: pd.DataFrame, fidelity: dict | None = None) -> Figure:
+    """Meta-training curves: best reward of each meta-epoch (by task) and the loss terms; with
+    a fidelity check, each checked architecture's reward against its longer training's."""
+    checked = (fidelity or {}).get("epochs", [])
+    fig, axes = plt.subplots(1, 3 if checked else 2, figsize=(16.5 if checked else 11, 4.2))
+    ax_r, ax_l = axes[:2]
     if "best_reward" in curves:  # searchers: each meta-epoch is a search
         for task, grp in curves.groupby("task", sort=False):
             ax_r.plot(grp["epoch"], grp["best_reward"], "o-", ms=3, lw=1, label=task)
@@ -99,6 +102,18 @@ def meta_training_figure(curves: pd.DataFrame) -> Figure:
     ax_l.set_title("Loss terms (mean over the epoch's updates)")
     ax_l.legend(fontsize=8)
     ax_l.grid(alpha=0.3)
+    if checked:
+        ax_f = axes[2]
+        for check in checked:
+            rows = pd.DataFrame(check["archs"])
+            rho = "n/a" if check["spearman"] is None else f"{check['spearman']:.2f}"
+            label = f"epoch {check['epoch']}: ρ {rho} (n={check['n']})"
+            ax_f.plot(rows["reward"], rows["reference_reward"], "o", ms=5, label=label)
+        ax_f.set_xlabel("meta-training reward")
+        ax_f.set_ylabel(f"reward after the {fidelity['reference']}")
+        ax_f.set_title("Does the reward rank like a longer training?")
+        ax_f.legend(fontsize=7)
+        ax_f.grid(alpha=0.3)
     fig.tight_layout()
     return fig
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import numpy as np
 import pandas as pd
 import torch
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -39,8 +40,9 @@ from transfernas.bayes.stage import (
 )
 from transfernas.data.build import SubdatasetParams
 from transfernas.environment import device_name
-from transfernas.executors import ExecutorConfig, search_kwargs
-from transfernas.history import History
+from transfernas.executors import ExecutorConfig, make_executor, search_kwargs
+from transfernas.fidelity import longer_training_fidelity
+from transfernas.history import AppendLog, History
 from transfernas.meta import MetaTrainingConfig, meta_train, scheduled
 from transfernas.search import run_search
 from transfernas.searchers import (
@@ -105,6 +107,20 @@ MetaLearnerName = Annotated[str, AfterValidator(_check_meta_learner)]
 TargetSearcherName = Annotated[str, AfterValidator(_check_target_searcher)]
 
 
+class FidelityParams(BaseModel):
+    """``meta_train.fidelity``: does the meta-training reward rank like a longer training?"""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    n_archs: int = Field(
+        8, ge=0, description="architectures of each checked meta-epoch re-trained (0 = off)"
+    )
+    epochs_factor: int = Field(
+        4, ge=2, description="the reference trains trained_task.training.epochs × this"
+    )
+    last_epochs: int = Field(1, ge=1, description="how many meta-epochs are checked, the last")
+
+
 class MetaTrainParams(MetaTrainingConfig):
     """``meta_train`` block of ``conf/base/parameters_meta_train.yml``."""
 
@@ -122,6 +138,10 @@ class MetaTrainParams(MetaTrainingConfig):
     workdir: str | None = Field(None, description="durable meta-training state; reruns resume")
     base: BASEConfig = Field(
         default_factory=BASEConfig, description="searcher: base — the meta-network (BASE)"
+    )
+    fidelity: FidelityParams = Field(
+        default_factory=FidelityParams,
+        description="tasks: subdatasets | zero_cost — rewards vs a longer training",
     )
 
 
@@ -202,7 +222,7 @@ def run_meta_training(
     workdir = None
     if params.workdir is not None:
         workdir = Path(params.workdir) / _fingerprint(
-            params.model_dump(), searcher_config.model_dump(), pool
+            params.model_dump(exclude={"fidelity"}), searcher_config.model_dump(), pool
         )
     with search_kwargs(inputs.executor) as run_with:
         curves, records = meta_train(
@@ -227,6 +247,53 @@ def run_meta_training(
     return checkpoint, pd.DataFrame(curves), History.frame_of(records)
 
 
+def meta_reward_fidelity(
+    params: MetaTrainParams, evaluations: pd.DataFrame, inputs: StageInputs
+) -> dict[str, Any] | None:
+    """How well the meta-training reward ranks architectures like a longer training.
+
+    The last ``fidelity.last_epochs`` meta-epochs are checked: up to ``fidelity.n_archs`` of
+    each one's evaluated architectures are trained again on the same sub-dataset with
+    ``epochs_factor`` × the epochs (same initialisation and data order), and ρ / τ between
+    the meta-training rewards and those longer trainings' rewards are reported per epoch and
+    averaged. ``None`` when nothing is checked (off, NB201 tables, BASE, no evaluation).
+    Reference trainings are logged under ``workdir`` as they finish (a rerun resumes).
+    """
+    config = params.fidelity
+    ok = evaluations[evaluations["status"] == "ok"] if len(evaluations) else evaluations
+    if config.n_archs == 0 or params.tasks == "nb201" or not len(ok):
+        return None
+    training = inputs.trained_task.training
+    longer = training.model_copy(update={"epochs": training.epochs * config.epochs_factor})
+    reference = inputs.trained_task.model_copy(update={"training": longer})
+    task_at, pool = meta_task_pool(_source(inputs), inputs.subdatasets, reference, params.seed)
+    log_path = None
+    if params.workdir is not None:
+        log_path = Path(params.workdir) / "fidelity" / f"{_fingerprint(pool)}.jsonl"
+    log = AppendLog(log_path)
+    epochs = sorted(int(e) for e in ok["trial"].unique())[-config.last_epochs :]
+    executor = make_executor(inputs.executor)
+    try:
+        checked = [
+            {"epoch": e}
+            | longer_training_fidelity(
+                ok[ok["trial"] == e], task_at(e), config.n_archs, log, executor
+            )
+            for e in epochs
+        ]
+    finally:
+        executor.close()
+    rhos = [c["spearman"] for c in checked if c["spearman"] is not None]
+    taus = [c["kendall"] for c in checked if c["kendall"] is not None]
+    return {
+        "reward": params.tasks,
+        "reference": f"{longer.epochs}-epoch training ({training.epochs} × {config.epochs_factor})",
+        "spearman": float(np.mean(rhos)) if rhos else None,
+        "kendall": float(np.mean(taus)) if taus else None,
+        "epochs": checked,
+    }
+
+
 def _run_base_meta_training(
     params: MetaTrainParams, inputs: StageInputs
 ) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
@@ -238,7 +305,9 @@ def _run_base_meta_training(
     workdir = None
     if params.workdir is not None:
         workdir = Path(params.workdir) / _fingerprint(
-            params.model_dump(), str(_source(inputs).root), inputs.subdatasets.model_dump()
+            params.model_dump(exclude={"fidelity"}),
+            str(_source(inputs).root),
+            inputs.subdatasets.model_dump(),
         )
     base, curves, tasks = meta_train_base(
         params.base, _source(inputs), inputs.subdatasets, params.n_epochs, params.seed, workdir

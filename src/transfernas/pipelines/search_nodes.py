@@ -29,7 +29,7 @@ EVALUATION_METRICS = ("reward", "val_acc", "score", "latency_ms", "train_s")
 
 
 def stage_inputs(
-    nb201_12epoch: pd.DataFrame,
+    nb201_12epoch: pd.DataFrame | None,
     source: Source,
     subdatasets: dict[str, Any],
     trained_task: dict[str, Any],

@@ -14,7 +14,12 @@ from transfernas.fidelity import nb201_spearman
 from transfernas.pipelines.search_nodes import metric_histories, stage_inputs
 from transfernas.plots import meta_training_figure
 from transfernas.searchers import SearcherConfig
-from transfernas.stages import BASE_NAME, MetaTrainParams, run_meta_training
+from transfernas.stages import (
+    BASE_NAME,
+    MetaTrainParams,
+    meta_reward_fidelity,
+    run_meta_training,
+)
 from transfernas.tasks.subdataset import Source
 
 log = logging.getLogger(__name__)
@@ -83,11 +88,39 @@ def meta_train_agent(
     return checkpoint, curves, evaluations, manifest
 
 
+def meta_train_fidelity(
+    evaluations: pd.DataFrame,
+    source: Source,
+    params: dict[str, Any],
+    subdatasets: dict[str, Any],
+    trained_task: dict[str, Any],
+    executor: dict[str, Any],
+) -> dict[str, Any]:
+    """The meta-training rewards' rank correlation with a longer training of the same
+    architectures (``meta_train.fidelity``); ``{}`` when nothing is checked."""
+    config = validate_params(MetaTrainParams, params, "meta_train")
+    inputs = stage_inputs(None, source, subdatasets, trained_task, executor)
+    result = meta_reward_fidelity(config, evaluations, inputs)
+    if result is None:
+        return {}
+    log.info(
+        "meta-training reward vs %s: Spearman %s over the last %d meta-epoch(s)",
+        result["reference"],
+        "n/a" if result["spearman"] is None else f"{result['spearman']:.2f}",
+        len(result["epochs"]),
+    )
+    return result | {"machine": machine_info()}
+
+
 def meta_train_report(
-    curves: pd.DataFrame, evaluations: pd.DataFrame, manifest: dict[str, Any]
+    curves: pd.DataFrame,
+    evaluations: pd.DataFrame,
+    manifest: dict[str, Any],
+    fidelity: dict[str, Any],
 ) -> tuple[dict[str, Any], Figure]:
     """Per-epoch curves, every evaluation at its global step (epoch × n_search + step), and
-    the rewards' rank correlation with NB201 when the manifest has it."""
+    the rewards' rank correlation with NB201 (when the manifest has it) and with a longer
+    training (``fidelity``, when checked)."""
     metrics = {
         name: [
             {"step": int(e), "value": float(v)}
@@ -102,4 +135,12 @@ def meta_train_report(
         metrics |= {f"evaluation.{k}": v for k, v in metric_histories(evaluations, step).items()}
     for target, rho in manifest.get("reward_spearman", {}).items():
         metrics[f"reward_spearman.{target.replace('/', '.')}"] = {"step": 0, "value": rho}
-    return metrics, meta_training_figure(curves)
+    for name in ("spearman", "kendall"):
+        if fidelity.get(name) is not None:
+            metrics[f"reward_fidelity.{name}"] = {"step": 0, "value": fidelity[name]}
+        by_epoch = [c for c in fidelity.get("epochs", []) if c[name] is not None]
+        if by_epoch:
+            metrics[f"reward_fidelity.{name}_by_epoch"] = [
+                {"step": c["epoch"], "value": c[name]} for c in by_epoch
+            ]
+    return metrics, meta_training_figure(curves, fidelity)

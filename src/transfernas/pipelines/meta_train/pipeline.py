@@ -2,7 +2,11 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from transfernas.pipelines.meta_train.nodes import meta_train_agent, meta_train_report
+from transfernas.pipelines.meta_train.nodes import (
+    meta_train_agent,
+    meta_train_fidelity,
+    meta_train_report,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -30,8 +34,26 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="meta_train_agent",
             ),
             Node(
+                meta_train_fidelity,
+                [
+                    "meta_train_evaluations",
+                    "imagenet_source",
+                    "params:meta_train",
+                    "params:subdatasets",
+                    "params:trained_task",
+                    "params:executor",
+                ],
+                "meta_train_fidelity",
+                name="check_reward_fidelity",
+            ),
+            Node(
                 meta_train_report,
-                ["meta_train_curves", "meta_train_evaluations", "meta_train_manifest"],
+                [
+                    "meta_train_curves",
+                    "meta_train_evaluations",
+                    "meta_train_manifest",
+                    "meta_train_fidelity",
+                ],
                 ["meta_train_metrics", "meta_train_plot"],
                 name="report_meta_training",
             ),
