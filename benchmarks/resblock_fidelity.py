@@ -15,6 +15,7 @@ missing. Writes ``benchmarks/results/resblock_fidelity.{json,md}``.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import multiprocessing as mp
 import time
@@ -45,6 +46,15 @@ from transfernas.tasks.zero_cost import PROXIES, feature
 
 SAMPLE_SEED = 20261203  # fixed before any result
 _TASKS: dict[str, Any] = {}
+
+
+def source_fingerprint(root: str) -> str:
+    """sha256 of every image's path and bytes: the log's key for the data (a rebuilt or moved
+    sample with the same images reuses the log; an enlarged one does not)."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(root).rglob("*.JPEG")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def defaults() -> tuple[TrainedTaskParams, SubdatasetParams]:
@@ -99,7 +109,7 @@ def main() -> None:
     space = params.space.build()
     rng = np.random.default_rng(SAMPLE_SEED)
     archs = [list(space.sample(rng)) for _ in range(args.archs)]
-    identity = {"source": args.source, "trained_task": params.model_dump()}
+    identity = {"source": source_fingerprint(args.source), "trained_task": params.model_dump()}
     log = AppendLog(args.workdir / "log.jsonl")
     done = {(r["kind"], r["arch"]) for r in log if r["identity"] == identity}
     jobs = [

@@ -3,7 +3,9 @@
 From the Tiny ImageNet subset in ../shared/data/tiny-imagenet (real ImageNet images, 64×64):
 ``--classes`` classes chosen with a fixed seed, ``--train`` train and ``--val`` val images each,
 written as an ImageNet-style tree ``train/<wnid>/*.JPEG`` and ``val/<wnid>/*.JPEG`` (bytes
-copied unchanged), plus ``wnids.txt``/``words.txt`` lines of those classes and the license note.
+copied unchanged), plus ``wnids.txt``/``words.txt`` lines of those classes and README.md with
+the origin and license note. The defaults rebuild the committed sample byte for byte
+(``tests/test_subdatasets.py`` checks it when ../shared/data is there).
 
     python scripts/make_imagenet_sample.py --shared ../shared/data --out data/01_raw/imagenet_sample
 """
@@ -11,7 +13,9 @@ copied unchanged), plus ``wnids.txt``/``words.txt`` lines of those classes and t
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
+import io
 import random
 import tarfile
 from collections import defaultdict
@@ -19,6 +23,20 @@ from pathlib import Path
 
 SHA = "43066af1efb82e4b55de99e23ac3b1665565e296d64716af65b143837ad6e5df"
 TOP = "tiny-imagenet-200-subset"
+README = """\
+# ImageNet-format sample (embedded default of the `subdatasets` stage)
+
+{classes} ImageNet classes × ({train} train + {val} val) real ImageNet images at 64×64, as an
+ImageNet-style tree `train/<wnid>/*.JPEG`, `val/<wnid>/*.JPEG`, with `wnids.txt` and `words.txt`
+(wnid → name). Made by `python scripts/make_imagenet_sample.py` (these are its defaults: classes
+chosen with seed {seed}, images with `random.Random(wnid)`; bytes copied unchanged) from
+`../shared/data/tiny-imagenet/`, which is the Tiny ImageNet Visual Recognition Challenge data
+(Stanford CS231N) as committed to GitHub rangeetpan/IMagenet at
+6125d8a1069df02232eb57678fd46c700411dd45.
+
+License: the images come from ImageNet; ImageNet's terms allow non-commercial research and
+educational use only. Keep this note with any copy.
+"""
 
 
 def main() -> None:
@@ -32,9 +50,11 @@ def main() -> None:
     args = parser.parse_args()
 
     archive = args.shared / "tiny-imagenet" / "tiny-imagenet-200-subset.tar.gz"
-    if hashlib.sha256(archive.read_bytes()).hexdigest() != SHA:
+    data = archive.read_bytes()
+    if hashlib.sha256(data).hexdigest() != SHA:
         raise SystemExit(f"{archive}: checksum differs from the published one")
-    with tarfile.open(archive) as tar:
+    # decompressed in memory (~100 MB): a gzip stream rewinds to its start on every backward seek
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(data))) as tar:
         members = {m.name: m for m in tar.getmembers() if m.isfile()}
 
         def text(name: str) -> str:
@@ -64,6 +84,9 @@ def main() -> None:
         words = [w for w in text("words.txt").splitlines() if w.split("\t")[0] in chosen]
         (args.out / "wnids.txt").write_text("\n".join(chosen) + "\n")
         (args.out / "words.txt").write_text("\n".join(words) + "\n")
+    (args.out / "README.md").write_text(
+        README.format(classes=args.classes, train=args.train, val=args.val, seed=args.seed)
+    )
     print(f"{args.classes} classes × ({args.train} train + {args.val} val) → {args.out}")
 
 

@@ -4,6 +4,8 @@ import io
 import json
 import pickle
 import shutil
+import subprocess
+import sys
 import tracemalloc
 
 import numpy as np
@@ -274,3 +276,26 @@ def test_folder_to_batches_round_trip(tmp_path):
     assert images.shape == (12, 16, 16, 3) and np.bincount(labels).tolist() == [4, 4, 4]
     first = decode_resized((tree.files("train", tree.classes[0])[0]).read_bytes(), 16)
     assert np.array_equal(images[0], first)
+
+
+SHARED_ARCHIVE = ROOT.parent / "shared/data/tiny-imagenet/tiny-imagenet-200-subset.tar.gz"
+
+
+@pytest.mark.skipif(not SHARED_ARCHIVE.exists(), reason="needs ../shared/data/tiny-imagenet")
+def test_embedded_sample_rebuilds_byte_for_byte(tmp_path):
+    out = tmp_path / "sample"
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts/make_imagenet_sample.py"),
+            "--shared",
+            str(SHARED_ARCHIVE.parents[1]),
+            "--out",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    files = sorted(p.relative_to(SAMPLE) for p in SAMPLE.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    assert all((SAMPLE / f).read_bytes() == (out / f).read_bytes() for f in files)
