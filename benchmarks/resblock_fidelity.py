@@ -58,10 +58,14 @@ def source_fingerprint(root: str) -> str:
 
 
 def defaults() -> tuple[TrainedTaskParams, SubdatasetParams]:
-    return (
-        TrainedTaskParams(**base_params("trained_task")),
-        SubdatasetParams(**base_params("subdatasets")),
+    """conf/base's trained task as measured: 1 thread per network (workers run side by side),
+    no latency term (the reward is the accuracy), and the subdatasets settings."""
+    params = TrainedTaskParams(**base_params("trained_task"))
+    one_thread = params.training.model_copy(update={"threads": 1})
+    params = params.model_copy(
+        update={"reward": RewardConfig(measure_latency=False), "training": one_thread}
     )
+    return params, SubdatasetParams(**base_params("subdatasets"))
 
 
 def make_tasks(source: str, workdir: str) -> dict[str, Any]:
@@ -69,7 +73,7 @@ def make_tasks(source: str, workdir: str) -> dict[str, Any]:
     params, sub = defaults()
     sub = sub.model_copy(update={"out_dir": str(Path(workdir) / "subdatasets"), "workers": 1})
     spec = target_spec(ImageFolderSource(Path(source)), sub, TargetParams(image_size=16))
-    short = params.model_copy(update={"reward": RewardConfig(measure_latency=False)})
+    short = params
     longer = params.training.model_copy(update={"epochs": 4 * params.training.epochs})
     zc = params.zero_cost.model_copy(update={"weights": dict.fromkeys(PROXIES, 1.0)})
     return {
@@ -109,7 +113,10 @@ def main() -> None:
     space = params.space.build()
     rng = np.random.default_rng(SAMPLE_SEED)
     archs = [list(space.sample(rng)) for _ in range(args.archs)]
-    identity = {"source": source_fingerprint(args.source), "trained_task": params.model_dump()}
+    # JSON round trip: the log holds lists where model_dump gives tuples
+    identity = json.loads(
+        json.dumps({"source": source_fingerprint(args.source), "trained_task": params.model_dump()})
+    )
     log = AppendLog(args.workdir / "log.jsonl")
     done = {(r["kind"], r["arch"]) for r in log if r["identity"] == identity}
     jobs = [
@@ -133,7 +140,9 @@ def main() -> None:
                 log.append([{"identity": identity} | fut.result()])
                 bar.advance(job)
     wall_s = time.perf_counter() - start
-    frame = pd.DataFrame([r for r in log if r["identity"] == identity and r["arch"] < args.archs])
+    frame = pd.DataFrame(
+        [r for r in log if r["identity"] == identity and r["arch"] < args.archs]
+    ).drop_duplicates(["kind", "arch"], keep="last")  # one record per network
     by = {k: part.set_index("arch").sort_index() for k, part in frame.groupby("kind")}
     long_acc = by["long"]["val_acc"]
     rows = [

@@ -44,8 +44,8 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=Path("../shared/data"))
     parser.add_argument("--out", type=Path, default=Path("data/01_raw/imagenet_sample"))
     parser.add_argument("--classes", type=int, default=40)
-    parser.add_argument("--train", type=int, default=12)
-    parser.add_argument("--val", type=int, default=4)
+    parser.add_argument("--train", type=int, default=40)
+    parser.add_argument("--val", type=int, default=10)
     parser.add_argument("--seed", type=int, default=20261124)
     args = parser.parse_args()
 
