@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 
 from transfernas.tasks.tabular import DATASETS
@@ -426,6 +427,58 @@ def test_downstream_task_outputs_and_mlflow(downstream, task, score, latency):
         f"{task}/{task}_config.py",
         f"{task}/{task}_training.png",
     } <= artifacts
+
+
+# MorphNet on the exported backbone (FLOPs at 64 px), then detection on its result
+MORPHNET = (
+    "morphnet.shrink.epochs=1,morphnet.retrain.epochs=1,morphnet.data.image_size=32,"
+    "morphnet.budget.input_size=[64,64],morphnet.budget.latency.repeats=3,morphnet.strength=20"
+)
+
+
+@pytest.fixture(scope="module")
+def morphnet_chain(downstream) -> Path:
+    return _run_chain(downstream, [("morphnet", MORPHNET), ("detection_morphnet", DOWNSTREAM)])
+
+
+def test_morphnet_resizes_the_backbone_and_detection_trains_on_it(morphnet_chain):
+    from mmdet.registry import MODELS as DET_MODELS
+    from mmengine.config import Config
+    from mmseg.registry import MODELS as SEG_MODELS
+
+    folder = morphnet_chain / "data/06_models/morphnet_backbone"
+    card = json.loads((folder / "model_card.json").read_text())
+    seed = json.loads((morphnet_chain / "data/06_models/backbone/model_card.json").read_text())
+    m = card["morphnet"]
+    assert card["arch"] == seed["arch"] and m["seed_widths"] == seed["widths"]
+    assert m["budget"]["value"] == pytest.approx(m["seed_cost"])  # null: the seed's own FLOPs
+    assert m["within_tolerance"] and m["final_cost"] <= m["budget"]["value"]
+    assert m["widths"] != m["seed_widths"] and card["widths"] == m["widths"]
+    assert card["backbone"]["widths"] == m["widths"]
+    cfg = Config.fromfile(folder / "backbone_config.py")
+    state = torch.load(folder / "backbone.pth", weights_only=True)
+    for registry in (DET_MODELS, SEG_MODELS):
+        model = registry.build(cfg.backbone)
+        model.init_weights()
+        for key, value in state.items():
+            torch.testing.assert_close(model.state_dict()[key], value)
+        with torch.no_grad():
+            outs = model.eval()(torch.randn(1, 3, 64, 64))
+        assert [o.shape[1] for o in outs] == card["out_channels"]
+    client, run = _mlflow_run(morphnet_chain, "morphnet")
+    assert run.data.metrics["morphnet.final_cost"] <= run.data.metrics["morphnet.budget"]
+    curve = client.get_metric_history(run.info.run_id, "morphnet.round0.cost_fraction")
+    assert [p.step for p in curve] == [0]
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "morphnet")}
+    assert {"morphnet/backbone.pth", "morphnet/model_card.md", "morphnet/morphnet_widths.png"} <= (
+        artifacts
+    )
+    results = json.loads(
+        (morphnet_chain / "data/08_reporting/morphnet_detection_results.json").read_text()
+    )
+    assert results["iterations"] == 4
+    _, det = _mlflow_run(morphnet_chain, "detection_morphnet")
+    assert 0 <= det.data.metrics["morphnet_detection.coco.bbox_mAP"] <= 100
 
 
 def test_detection_rerun_resumes_from_its_checkpoint(downstream):

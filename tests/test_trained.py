@@ -17,6 +17,7 @@ from transfernas.tasks.trained import (
     TrainingConfig,
     augment_batch,
     to_input,
+    train_model,
 )
 
 
@@ -120,3 +121,31 @@ def test_latency_measurement_records_its_setting():
     assert lat.input_shape == (1, 3, 20, 12) and lat.repeats == 8 and lat.threads == 1
     assert lat.median_ms > 0 and lat.iqr_ms >= 0 and lat.device
     assert torch.get_num_threads() >= 1  # the previous thread setting was restored
+
+
+def test_training_resumes_from_its_checkpoint_as_if_never_killed(tmp_path):
+    """A run killed after epoch 1 of 3 and rerun ends with the uninterrupted run's weights."""
+    data = _data(24, 8, 3, seed=0)
+    config = TrainingConfig(epochs=3, batch_size=8)
+
+    def run(checkpoint=None, on_epoch=None):
+        torch.manual_seed(0)
+        model = NB201Space(channels=4, cells=1).build((1, 3, 0, 2, 1, 3), 3)
+        fit = train_model(
+            model, data, config, torch.Generator().manual_seed(1), None, checkpoint, on_epoch
+        )
+        return model, fit
+
+    def killed(epoch, _metrics):
+        if epoch == 1:  # before epoch 1's checkpoint: as a kill -9 mid-run
+            raise KeyboardInterrupt
+
+    plain, plain_fit = run()
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "ckpt.pt", killed)
+    assert torch.load(tmp_path / "ckpt.pt", weights_only=False)["epoch"] == 0
+    seen = []
+    resumed, resumed_fit = run(tmp_path / "ckpt.pt", lambda e, _m: seen.append(e))
+    assert seen == [1, 2] and resumed_fit == plain_fit
+    for a, b in zip(plain.state_dict().values(), resumed.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

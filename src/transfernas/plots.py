@@ -16,6 +16,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from transfernas.spaces.resblock import ResArch, Widths, block_layout
+
 REWARD_LABEL = "best 12-epoch validation acc. (%)"
 
 
@@ -189,5 +191,65 @@ def training_log_figure(rows: list[dict], title: str) -> Figure:
     ax_loss.set(xlabel="iteration", ylabel="training loss", title=title)
     ax_loss.legend(fontsize=8)
     ax_lr.set(xlabel="iteration", ylabel="learning rate", title="schedule")
+    fig.tight_layout()
+    return fig
+
+
+def conv_widths(arch: str, block: str, widths: dict) -> list[int]:
+    """Output width of every conv of the backbone in forward order (stem, then each block's
+    inner convs and its output; shortcuts share their block's output)."""
+    w = Widths.from_dict(widths)
+    out = [w.groups[0]]
+    for (_, group, _), inner in zip(block_layout(ResArch.parse(arch), block), w.inner, strict=True):
+        out += [*inner, w.groups[group]]
+    return out
+
+
+def morphnet_figure(card: dict) -> Figure:
+    """Widths per layer (seed, each shrink, the final net) and each round's shrink curve."""
+    m, arch, block = card["morphnet"], card["arch"], card["backbone"]["block"]
+    fig, (ax_w, ax_c) = plt.subplots(1, 2, figsize=(13, 4.2), width_ratios=(2, 1))
+    ax_w.step(
+        range(len(seed := conv_widths(arch, block, m["seed_widths"]))),
+        seed,
+        where="mid",
+        lw=1.6,
+        color="0.4",
+        label=f"seed: {m['seed_cost']:.3g} {m['budget']['unit']}",
+    )
+    for r in m["rounds"]:
+        shrunk = conv_widths(arch, block, r["shrunk"])
+        ax_w.step(
+            range(len(shrunk)),
+            shrunk,
+            where="mid",
+            lw=1,
+            ls="--",
+            label=f"round {r['round'] + 1} shrunk: {r['shrunk_cost']:.3g}",
+        )
+    final = conv_widths(arch, block, m["widths"])
+    ax_w.step(
+        range(len(final)),
+        final,
+        where="mid",
+        lw=1.8,
+        label=f"final (×{m['rounds'][-1]['factor']:.2f}): {m['final_cost']:.3g}",
+    )
+    ax_w.set_xlabel("conv layer (forward order)")
+    ax_w.set_ylabel("output channels")
+    ax_w.set_title(f"MorphNet widths of {arch} ({m['budget']['kind']} budget)")
+    ax_w.legend(fontsize=7)
+    ax_w.grid(alpha=0.3)
+    for r in m["rounds"]:
+        curve = pd.DataFrame(r["shrink_curve"])
+        ax_c.plot(
+            curve["epoch"] + 1, curve["cost_fraction"], "o-", ms=3, label=f"round {r['round'] + 1}"
+        )
+    ax_c.set_xlabel("shrink epoch")
+    ax_c.set_ylabel("alive cost / seed cost")
+    ax_c.set_title("Shrink: cost of the channels alive")
+    ax_c.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_c.legend(fontsize=7)
+    ax_c.grid(alpha=0.3)
     fig.tight_layout()
     return fig

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import pprint
 import time
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from transfernas.environment import device_name
-from transfernas.spaces.resblock import Classifier, ResArch, ResNetBackbone
+from transfernas.spaces.resblock import Classifier, ResArch, ResNetBackbone, Widths
 from transfernas.tasks.latency import LatencyConfig, measure_latency, torch_threads
 from transfernas.tasks.subdataset import TargetParams
 from transfernas.tasks.trained import (
@@ -63,10 +64,15 @@ class ExportParams(BaseModel):
 
 
 def backbone_cfg(
-    arch: str, block: str, stem: str, channel_scale: float, out_indices: tuple[int, ...]
+    arch: str,
+    block: str,
+    stem: str,
+    channel_scale: float,
+    out_indices: tuple[int, ...],
+    widths: Widths | None = None,
 ) -> dict[str, Any]:
     """The ``model.backbone`` dict of an mmdet/mmseg config (without ``init_cfg``)."""
-    return {
+    cfg = {
         "type": BACKBONE_TYPE,
         "arch": arch,
         "block": block,
@@ -77,6 +83,7 @@ def backbone_cfg(
         "norm_cfg": {"type": "BN", "requires_grad": True},
         "norm_eval": False,
     }
+    return cfg if widths is None else cfg | {"widths": widths.to_dict()}
 
 
 def with_weights(cfg: dict[str, Any], checkpoint: str) -> dict[str, Any]:
@@ -102,8 +109,10 @@ def pretrain(
     val: ImageData,
     num_classes: int,
     params: ExportParams,
+    checkpoint: Path | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Pretrain the backbone as a classifier; its state dict under ``net.`` and the card."""
+    """Pretrain the backbone as a classifier; its state dict under ``net.`` and the card.
+    ``checkpoint``: the training resumes from there after a kill (``train_model``)."""
     training = params.training
     device = torch.device(training.device)
     with torch_threads(training.threads), torch.random.fork_rng(devices=[]):
@@ -114,12 +123,13 @@ def pretrain(
             cfg["stem"],
             None,
             cfg["channel_scale"],
+            widths=Widths.from_dict(cfg["widths"]) if "widths" in cfg else None,
         )
         model = Classifier(backbone, backbone.out_channels[-1], num_classes)
         generator = torch.Generator().manual_seed(seed_for(params.seed, arch, "export-data"))
         train, val = train.to(device), val.to(device)
         start = time.perf_counter()
-        fit = train_model(model, train, training, generator)
+        fit = train_model(model, train, training, generator, checkpoint=checkpoint)
         train_s = time.perf_counter() - start
         val_acc = accuracy(
             model, val, training.eval_batch_size, use_channels_last(training, device)
@@ -134,6 +144,7 @@ def pretrain(
         "backbone": cfg,
         "out_channels": out_channels,
         "stage_channels": list(backbone.out_channels),
+        "widths": backbone.widths.to_dict(),
         "stages": len(backbone.stages),
         "params_m": sum(p.numel() for p in backbone.parameters()) / 1e6,
         f"gflops_{size[0]}x{size[1]}": flops / 1e9,

@@ -22,12 +22,14 @@ from mmengine.model import BaseModule
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from transfernas.spaces.resblock import ResArch, ResNetBackbone
+from transfernas.spaces.resblock import ResArch, ResNetBackbone, Widths
 
 
 class TransferNASResNet(BaseModule):
     """A residual-block architecture of the CATCH space as a detection/segmentation backbone.
 
+    ``widths`` (``{"groups": [...], "inner": [[...], ...]}``, see ``Widths``) sets every channel
+    count, as MorphNet's resized backbones need; null = the arch's own widths.
     ``frozen_stages``: -1 trains everything, 0 freezes the stem, k also stages 1..k (as mmdet's
     ResNet). ``norm_eval`` keeps BatchNorm statistics fixed while training (small batches).
     """
@@ -44,6 +46,7 @@ class TransferNASResNet(BaseModule):
         norm_cfg: dict[str, Any] | None = None,
         norm_eval: bool = False,
         init_cfg: dict[str, Any] | list[dict[str, Any]] | None = None,
+        widths: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(init_cfg)
         norm_cfg = norm_cfg or {"type": "BN", "requires_grad": True}
@@ -52,7 +55,14 @@ class TransferNASResNet(BaseModule):
             return build_norm_layer(norm_cfg, channels)[1]
 
         self.net = ResNetBackbone(
-            ResArch.parse(arch), block, stem, out_indices, channel_scale, in_channels, norm
+            ResArch.parse(arch),
+            block,
+            stem,
+            out_indices,
+            channel_scale,
+            in_channels,
+            norm,
+            Widths.from_dict(widths) if widths is not None else None,
         )
         if not -1 <= frozen_stages <= len(self.net.stages):
             raise ValueError(f"frozen_stages must be in -1..{len(self.net.stages)}")

@@ -152,6 +152,75 @@ class ResBlockSpace(SearchSpace):
 
 
 NormLayer = Callable[[int], nn.Module]
+INNER_CONVS = {"basic": 1, "bottleneck": 2}  # convs before a block's last one
+EXPANSION = {"basic": 1, "bottleneck": 4}
+
+
+@dataclass(frozen=True)
+class Widths:
+    """Every channel count of a :class:`ResNetBackbone`, for nets resized by MorphNet.
+
+    ``groups``: one width per residual group — the stem's output and every block output that
+    an identity shortcut adds to it share one width (a projection shortcut starts a new group);
+    ``inner``: per block, the widths of its convs before the last (basic 1, bottleneck 2).
+    """
+
+    groups: tuple[int, ...]
+    inner: tuple[tuple[int, ...], ...]
+
+    def __post_init__(self) -> None:
+        if any(w < 1 for w in self.groups) or any(w < 1 for ws in self.inner for w in ws):
+            raise ValueError(f"every width must be ≥ 1: {self}")
+
+    def scaled(self, factor: float) -> Widths:
+        """Every width × ``factor``, rounded, at least 1 (MorphNet's uniform expansion)."""
+
+        def scale(w: int) -> int:
+            return max(1, round(w * factor))
+
+        return Widths(
+            tuple(map(scale, self.groups)), tuple(tuple(map(scale, ws)) for ws in self.inner)
+        )
+
+    def to_dict(self) -> dict[str, list]:
+        return {"groups": list(self.groups), "inner": [list(ws) for ws in self.inner]}
+
+    @classmethod
+    def from_dict(cls, widths: dict[str, Sequence]) -> Widths:
+        return cls(tuple(widths["groups"]), tuple(tuple(ws) for ws in widths["inner"]))
+
+
+def block_layout(arch: ResArch, block: Block) -> list[tuple[int, int, bool]]:
+    """Per block: (stride, residual group of its output, projection shortcut?); group 0 is
+    the stem's output. Which blocks project follows from the arch, never from the widths."""
+    planes, c_in, group = 1, 1, 0
+    layout = []
+    for j, n in enumerate(arch.blocks):
+        for b in range(n):
+            if j > 0 and b == arch.doubling[j - 1]:
+                planes *= 2
+            stride = 2 if j > 0 and b == 0 else 1
+            c_out = planes * EXPANSION[block]
+            projection = stride != 1 or c_in != c_out
+            group += projection
+            layout.append((stride, group, projection))
+            c_in = c_out
+    return layout
+
+
+def default_widths(arch: ResArch, block: Block, channel_scale: float = 1.0) -> Widths:
+    """The widths of the plain architecture: ResNet's planes, doubled where the arch says."""
+    planes = max(8, round(arch.base_channel * channel_scale))
+    groups, inner = [planes], []
+    for j, n in enumerate(arch.blocks):
+        for b in range(n):
+            if j > 0 and b == arch.doubling[j - 1]:
+                planes *= 2
+            inner.append((planes,) * INNER_CONVS[block])
+            c_out = planes * EXPANSION[block]
+            if c_out != groups[-1] or (j > 0 and b == 0):
+                groups.append(c_out)
+    return Widths(tuple(groups), tuple(inner))
 
 
 def _conv_bn(
@@ -161,17 +230,25 @@ def _conv_bn(
 
 
 class BasicBlock(nn.Module):
-    expansion = 1
+    """Two 3×3 convs; ``inner`` is the width between them."""
 
-    def __init__(self, c_in: int, planes: int, stride: int, norm: NormLayer) -> None:
+    def __init__(
+        self,
+        c_in: int,
+        inner: Sequence[int],
+        c_out: int,
+        stride: int,
+        projection: bool,
+        norm: NormLayer,
+    ) -> None:
         super().__init__()
-        c_out = planes * self.expansion
+        (mid,) = inner
         self.body = nn.Sequential(
-            *_conv_bn(c_in, planes, 3, stride, norm),
+            *_conv_bn(c_in, mid, 3, stride, norm),
             nn.ReLU(inplace=True),
-            *_conv_bn(planes, c_out, 3, 1, norm),
+            *_conv_bn(mid, c_out, 3, 1, norm),
         )
-        self.shortcut = _shortcut(c_in, c_out, stride, norm)
+        self.shortcut = _shortcut(c_in, c_out, stride, projection, norm)
         self.act = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -179,24 +256,34 @@ class BasicBlock(nn.Module):
 
 
 class Bottleneck(BasicBlock):
-    expansion = 4
+    """1×1 → 3×3 (stride) → 1×1; ``inner`` are the widths of the first two."""
 
-    def __init__(self, c_in: int, planes: int, stride: int, norm: NormLayer) -> None:
+    def __init__(
+        self,
+        c_in: int,
+        inner: Sequence[int],
+        c_out: int,
+        stride: int,
+        projection: bool,
+        norm: NormLayer,
+    ) -> None:
         nn.Module.__init__(self)
-        c_out = planes * self.expansion
+        reduce, mid = inner
         self.body = nn.Sequential(
-            *_conv_bn(c_in, planes, 1, 1, norm),
+            *_conv_bn(c_in, reduce, 1, 1, norm),
             nn.ReLU(inplace=True),
-            *_conv_bn(planes, planes, 3, stride, norm),
+            *_conv_bn(reduce, mid, 3, stride, norm),
             nn.ReLU(inplace=True),
-            *_conv_bn(planes, c_out, 1, 1, norm),
+            *_conv_bn(mid, c_out, 1, 1, norm),
         )
-        self.shortcut = _shortcut(c_in, c_out, stride, norm)
+        self.shortcut = _shortcut(c_in, c_out, stride, projection, norm)
         self.act = nn.ReLU(inplace=True)
 
 
-def _shortcut(c_in: int, c_out: int, stride: int, norm: NormLayer) -> nn.Module:
-    if stride == 1 and c_in == c_out:
+def _shortcut(c_in: int, c_out: int, stride: int, projection: bool, norm: NormLayer) -> nn.Module:
+    if not projection:
+        if c_in != c_out:
+            raise ValueError(f"an identity shortcut joins equal widths, got {c_in} → {c_out}")
         return nn.Identity()
     return nn.Sequential(*_conv_bn(c_in, c_out, 1, stride, norm))
 
@@ -206,8 +293,8 @@ class ResNetBackbone(nn.Module):
 
     ``stem='imagenet'`` is ResNet's 7×7/2 conv + 3×3/2 max-pool (224 px and detection inputs);
     ``'small'`` a 3×3/1 conv for 16–32 px sub-datasets. ``channel_scale`` shrinks every width
-    (CPU smoke runs; 1.0 is the paper's space). ``norm`` makes the normalisation layers
-    (OpenMMLab's ``norm_cfg`` passes SyncBN or GN here).
+    (CPU smoke runs; 1.0 is the paper's space); ``widths`` sets every width instead (MorphNet).
+    ``norm`` makes the normalisation layers (OpenMMLab's ``norm_cfg`` passes SyncBN or GN here).
     """
 
     def __init__(
@@ -219,29 +306,38 @@ class ResNetBackbone(nn.Module):
         channel_scale: float = 1.0,
         in_channels: int = 3,
         norm: NormLayer = nn.BatchNorm2d,
+        widths: Widths | None = None,
     ) -> None:
         super().__init__()
         unit = BasicBlock if block == "basic" else Bottleneck
-        planes = max(8, round(arch.base_channel * channel_scale))
+        layout = block_layout(arch, block)
+        widths = widths if widths is not None else default_widths(arch, block, channel_scale)
+        if len(widths.groups) != layout[-1][1] + 1 or len(widths.inner) != len(layout):
+            raise ValueError(
+                f"{arch} ({block}) has {layout[-1][1] + 1} residual groups and {len(layout)} "
+                f"blocks; widths give {len(widths.groups)} and {len(widths.inner)}"
+            )
+        if any(len(ws) != INNER_CONVS[block] for ws in widths.inner):
+            raise ValueError(f"a {block} block has {INNER_CONVS[block]} inner width(s)")
+        c_in = widths.groups[0]
         if stem == "imagenet":
             self.stem = nn.Sequential(
-                *_conv_bn(in_channels, planes, 7, 2, norm),
+                *_conv_bn(in_channels, c_in, 7, 2, norm),
                 nn.ReLU(inplace=True),
                 nn.MaxPool2d(3, 2, 1),
             )
         else:
             self.stem = nn.Sequential(
-                *_conv_bn(in_channels, planes, 3, 1, norm), nn.ReLU(inplace=True)
+                *_conv_bn(in_channels, c_in, 3, 1, norm), nn.ReLU(inplace=True)
             )
-        c_in = planes
         stages, out_channels = [], []
-        for j, n in enumerate(arch.blocks):
+        blocks = iter(zip(layout, widths.inner, strict=True))
+        for n in arch.blocks:
             layers = []
-            for b in range(n):
-                if j > 0 and b == arch.doubling[j - 1]:
-                    planes *= 2
-                layers.append(unit(c_in, planes, 2 if j > 0 and b == 0 else 1, norm))
-                c_in = planes * unit.expansion
+            for (stride, group, projection), inner in (next(blocks) for _ in range(n)):
+                c_out = widths.groups[group]
+                layers.append(unit(c_in, inner, c_out, stride, projection, norm))
+                c_in = c_out
             stages.append(nn.Sequential(*layers))
             out_channels.append(c_in)
         self.stages = nn.ModuleList(stages)
@@ -250,7 +346,7 @@ class ResNetBackbone(nn.Module):
         if not self.out_indices or any(not 0 <= i < n_stages for i in self.out_indices):
             raise ValueError(f"out_indices {self.out_indices} must lie in 0..{n_stages - 1}")
         self.out_channels = tuple(out_channels[i] for i in self.out_indices)
-        self.arch = arch
+        self.arch, self.block, self.stem_kind, self.widths = arch, block, stem, widths
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

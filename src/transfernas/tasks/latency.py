@@ -9,7 +9,7 @@ up. CUDA timings synchronise before reading the clock.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
@@ -69,15 +69,20 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def measure_latency(model: nn.Module, config: LatencyConfig | None = None) -> Latency:
-    """Time ``model`` in eval mode on a random input of the configured shape."""
+def measure_latency(
+    model: nn.Module, config: LatencyConfig | None = None, input_shape: Sequence[int] | None = None
+) -> Latency:
+    """Time ``model`` in eval mode on a random input: ``batch_size`` × ``input_shape`` (default
+    3 × ``config.input_size``; one layer alone takes its own input's shape)."""
     config = config if config is not None else LatencyConfig()
     device = torch.device(config.device)
     channels_last = device.type == "cuda" if config.channels_last is None else config.channels_last
     memory = torch.channels_last if channels_last else torch.contiguous_format
     model = model.eval().to(device, memory_format=memory)
-    x = torch.randn(config.batch_size, 3, *config.input_size, device=device)
-    x = x.contiguous(memory_format=memory)
+    shape = (3, *config.input_size) if input_shape is None else tuple(input_shape)
+    x = torch.randn(config.batch_size, *shape, device=device)
+    if x.dim() == 4:
+        x = x.contiguous(memory_format=memory)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     times = np.empty(config.repeats)
     with torch_threads(config.threads), torch.inference_mode():

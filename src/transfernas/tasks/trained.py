@@ -17,8 +17,9 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -145,8 +146,18 @@ def train_model(
     train: ImageData,
     config: TrainingConfig,
     generator: torch.Generator,
+    penalty: Callable[[], torch.Tensor] | None = None,
+    checkpoint: Path | None = None,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
 ) -> dict[str, float]:
-    """SGD (Nesterov) with a per-step cosine schedule; returns the last epoch's loss/accuracy."""
+    """SGD (Nesterov) with a per-step cosine schedule; returns the last epoch's loss/accuracy.
+
+    ``penalty()`` is added to every step's loss (MorphNet's regulariser). ``checkpoint``: the
+    model, optimiser, schedule and data generator are saved there after every epoch and a
+    rerun continues from the last one (a ``kill -9`` loses at most the epoch in progress and
+    gives the same result as an uninterrupted run). ``on_epoch(epoch, metrics)`` runs after
+    each epoch, before its checkpoint.
+    """
     device = train.images.device
     channels_last = use_channels_last(config, device)
     memory = torch.channels_last if channels_last else torch.contiguous_format
@@ -162,8 +173,15 @@ def train_model(
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
         optimizer, T_max=config.epochs * steps_per_epoch
     )
-    loss_sum = correct = seen = 0.0
-    for _ in range(config.epochs):
+    first, last = 0, {"train_loss": float("nan"), "train_acc": float("nan")}
+    if checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        generator.set_state(state["generator"])
+        first, last = state["epoch"] + 1, state["metrics"]
+    for epoch in range(first, config.epochs):
         order = torch.randperm(len(train), generator=generator).to(device)
         loss_sum = correct = seen = 0.0
         for start in range(0, len(train), config.batch_size):
@@ -172,6 +190,8 @@ def train_model(
             x, y = to_input(images, channels_last), train.labels[idx]
             logits = model(x)
             loss = F.cross_entropy(logits, y)
+            if penalty is not None:
+                loss = loss + penalty()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -179,7 +199,21 @@ def train_model(
             loss_sum += float(loss.detach()) * len(idx)
             correct += float((logits.detach().argmax(1) == y).sum())
             seen += len(idx)
-    return {"train_loss": loss_sum / seen, "train_acc": 100.0 * correct / seen}
+        last = {"train_loss": loss_sum / seen, "train_acc": 100.0 * correct / seen}
+        if on_epoch is not None:
+            on_epoch(epoch, last)
+        if checkpoint is not None:
+            state = {
+                "epoch": epoch,
+                "metrics": last,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict(),
+                "generator": generator.get_state(),
+            }
+            torch.save(state, checkpoint.with_suffix(".tmp"))
+            checkpoint.with_suffix(".tmp").replace(checkpoint)  # atomic: never half written
+    return last
 
 
 @torch.inference_mode()
