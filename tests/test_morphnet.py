@@ -6,9 +6,10 @@ import pytest
 import torch
 from torch import nn
 
+from transfernas.config import ParameterError, validate_params
 from transfernas.morphnet.graph import ChannelGraph, Layer, Slot, prune, resnet_graph, zero_dead
 from transfernas.morphnet.regularizer import layer_costs, network_cost, regularizer
-from transfernas.morphnet.resize import BudgetParams, backbone_cost, expand
+from transfernas.morphnet.resize import BudgetParams, MorphNetParams, backbone_cost, expand
 from transfernas.spaces.resblock import Classifier, ResArch, ResNetBackbone
 from transfernas.tasks.trained import count_flops
 
@@ -114,3 +115,61 @@ def test_expanded_net_meets_the_budget_within_two_percent(kind):
     assert factor > 1 and expanded.groups[0] > widths.groups[0]
     _, factor, got = expand(cost, widths, 0.3 * cost(widths), steps=30)
     assert 0.98 * 0.3 * cost(widths) <= got <= 0.3 * cost(widths) and factor < 1
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"budget": {"kind": "energy"}}, "morphnet.budget.kind: Input should be 'flops', 'params'"),
+        ({"strength": -1}, "morphnet.strength: Input should be greater than 0"),
+        ({"budget": {"tolerance": 1.5}}, "morphnet.budget.tolerance: Input should be less than 1"),
+        ({"shrink": {"epoch": 2}}, "morphnet.shrink.epoch: unknown key; allowed keys: epochs"),
+    ],
+)
+def test_bad_parameters_name_the_key(params, expected):
+    with pytest.raises(ParameterError) as err:
+        validate_params(MorphNetParams, params, "morphnet")
+    assert expected in str(err.value)
+
+
+def test_rounds_are_durable_and_a_killed_shrink_resumes(tmp_path, monkeypatch):
+    import transfernas.morphnet.resize as resize
+    from transfernas.export.backbone import backbone_cfg
+    from transfernas.tasks.trained import ImageData, TrainingConfig
+
+    rng = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (48, 16, 16, 3), dtype=torch.uint8, generator=rng)
+    data = ImageData(images, torch.arange(48) % 3)
+    cfg = backbone_cfg("8_11-21-12-12", "basic", "small", 1.0, (0, 1, 2, 3))
+    params = MorphNetParams(
+        budget=BudgetParams(input_size=(16, 16)),
+        init="scratch",
+        shrink=TrainingConfig(epochs=3, batch_size=16),
+        expand_steps=8,
+    )
+    plain = resize.run_rounds(cfg, None, data, data, 3, params, tmp_path / "plain")
+
+    real = resize.train_model
+
+    def killed(model, data, config, generator, penalty, checkpoint, on_epoch):
+        def dying(epoch, metrics):
+            on_epoch(epoch, metrics)
+            if epoch == 1:  # after epoch 2's log line, before its checkpoint: kill -9
+                raise KeyboardInterrupt
+
+        return real(model, data, config, generator, penalty, checkpoint, dying)
+
+    monkeypatch.setattr(resize, "train_model", killed)
+    with pytest.raises(KeyboardInterrupt):
+        resize.run_rounds(cfg, None, data, data, 3, params, tmp_path / "killed")
+    monkeypatch.setattr(resize, "train_model", real)
+    resumed = resize.run_rounds(cfg, None, data, data, 3, params, tmp_path / "killed")
+    assert [r["epoch"] for r in resumed["rounds"][0]["shrink_curve"]] == [0, 1, 2]
+    assert resumed["widths"] == plain["widths"] and resumed["final_cost"] == plain["final_cost"]
+
+    def no_training(*_args, **_kw):
+        raise AssertionError("a finished round was trained again")
+
+    monkeypatch.setattr(resize, "train_model", no_training)
+    again = resize.run_rounds(cfg, None, data, data, 3, params, tmp_path / "killed")
+    assert again["rounds"] == resumed["rounds"]

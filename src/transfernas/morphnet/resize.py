@@ -148,7 +148,7 @@ def shrink(
     budget = params.budget
     graph = resnet_graph(model)
     costs = layer_costs(graph, model, budget.kind, budget.input_size, budget.latency)
-    full = network_cost(graph, costs, graph.alive(0.0))
+    full = network_cost(graph, costs, graph.alive(-1.0))  # every channel: scores are ≥ 0
     scale = params.strength / full
 
     def penalty() -> torch.Tensor:
