@@ -536,7 +536,7 @@ def test_subdatasets_pipeline_builds_and_reuses(project):
     for m in manifests:
         folder = project / m["folder"]
         assert (folder / "train_images.npy").exists() and m["image_size"] == 16
-        assert len(m["classes"]) in (10, 20, 30) and m["splits"]["val"]["n_images"] == 4 * len(
+        assert len(m["classes"]) in (10, 20, 30) and m["splits"]["val"]["n_images"] == 10 * len(
             m["classes"]
         )
     assert (project / "data/08_reporting/subdataset_contact_sheet.png").stat().st_size > 10_000
