@@ -10,6 +10,7 @@ from transfernas.config import ParameterError, validate_params, validate_searche
 from transfernas.data.build import SubdatasetParams
 from transfernas.executors import ExecutorConfig
 from transfernas.export.backbone import ExportParams
+from transfernas.morphnet.resize import MorphNetParams
 from transfernas.settings import CONFIG_LOADER_ARGS
 from transfernas.stages import MetaTrainParams, TargetSearchParams
 from transfernas.tasks.detection import DetectionParams
@@ -27,6 +28,7 @@ MODELS = {
     "adapt": TargetSearchParams,
     "search": TargetSearchParams,
     "export_backbone": ExportParams,
+    "morphnet": MorphNetParams,
     "detection": DetectionParams,
     "segmentation": SegmentationParams,
 }
