@@ -5,7 +5,7 @@ Tiny-ImageNet sub-dataset of ``../shared/data`` (``--classes`` classes, 32 px, b
 ``subdatasets`` code). Budget: ``--budget`` × the seed's FLOPs at 32×32. For each seed:
 
 - **morphnet**: shrink from scratch with the FLOPs regulariser, expand to the budget, retrain
-  the widths from scratch (``transfernas.morphnet``, conf/base's strength and threshold);
+  the widths from scratch (``transfernas.morphnet``, conf/base's threshold, ``--strength``);
 - **uniform (FLOPs)**: every width of the seed × one factor, the largest within the same budget;
 - **uniform (latency)**: the same, the largest whose measured CPU latency (batch 1, 32×32,
   1 thread) stays within the MorphNet net's.
@@ -51,6 +51,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--shrink-epochs", type=int, default=8)
+    parser.add_argument("--strength", type=float, default=10.0, help="λ for this shrink length")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=ROOT / "data/02_intermediate/morphnet")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
@@ -103,6 +104,7 @@ def main() -> None:
         update={
             "budget": budget.model_copy(update={"value": target_gflops}),
             "init": "scratch",
+            "strength": args.strength,
             "shrink": training.model_copy(update={"epochs": args.shrink_epochs}),
             "retrain": training,
         }
@@ -110,7 +112,9 @@ def main() -> None:
     identity = json.loads(
         json.dumps(
             {
-                "args": {k: str(v) for k, v in vars(args).items() if k not in ("workdir", "out")},
+                "args": {
+                    k: str(v) for k, v in vars(args).items() if k not in ("workdir", "out", "seeds")
+                },
                 "spec": spec.spec_id,
                 "morphnet": morph.model_dump(mode="json"),
             }
@@ -230,7 +234,8 @@ def main() -> None:
         + ", ".join(f"{'above' if wins[o] else 'not above'} {o}" for o in tests)
         + f".\n\nMachine: {info['cpu']}, {info['cpu_count']} cores; this invocation "
         f"{wall_s / 60:.1f} min. Command: `.venv/bin/python benchmarks/morphnet.py "
-        f"--seeds {args.seeds} --epochs {args.epochs} --shrink-epochs {args.shrink_epochs}`.\n"
+        f"--seeds {args.seeds} --epochs {args.epochs} --shrink-epochs {args.shrink_epochs} "
+        f"--width {args.width} --strength {args.strength}`.\n"
     )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "morphnet.md").write_text(md)
