@@ -32,8 +32,8 @@ from rich.progress import track
 from scipy import stats
 
 from transfernas.data.build import SubdatasetParams
+from transfernas.downstream.backbone import backbone_cfg
 from transfernas.environment import machine_info
-from transfernas.export.backbone import backbone_cfg
 from transfernas.history import AppendLog
 from transfernas.morphnet.resize import BudgetParams, MorphNetParams, build, expand, run_rounds
 from transfernas.spaces.resblock import ResArch, ResNetBackbone, Widths

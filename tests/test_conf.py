@@ -8,13 +8,13 @@ from kedro.config import OmegaConfigLoader
 from transfernas.benchmark import NB201BenchmarkConfig
 from transfernas.config import ParameterError, validate_params, validate_searchers
 from transfernas.data.build import SubdatasetParams
+from transfernas.downstream.detection import DetectionParams
+from transfernas.downstream.segmentation import SegmentationParams
 from transfernas.executors import ExecutorConfig
 from transfernas.export.backbone import ExportParams
 from transfernas.morphnet.resize import MorphNetParams
 from transfernas.settings import CONFIG_LOADER_ARGS
 from transfernas.stages import MetaTrainParams, TargetSearchParams
-from transfernas.tasks.detection import DetectionParams
-from transfernas.tasks.segmentation import SegmentationParams
 from transfernas.tasks.subdataset import TrainedTaskParams
 
 from .conftest import ROOT

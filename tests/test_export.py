@@ -10,15 +10,15 @@ from mmdet.registry import MODELS as DET_MODELS
 from mmengine.config import Config
 from mmseg.registry import MODELS as SEG_MODELS
 
+from transfernas.downstream.backbone import backbone_cfg
+from transfernas.downstream.detection import DetectionParams, coco_classes, detection_cfg
+from transfernas.downstream.models import TransferNASResNet
 from transfernas.export.backbone import (
     ExportParams,
-    backbone_cfg,
     card_markdown,
     config_snippet,
     pretrain,
 )
-from transfernas.export.mmlab import TransferNASResNet
-from transfernas.tasks.detection import DetectionParams, coco_classes, detection_cfg
 from transfernas.tasks.trained import ImageData
 
 from .conftest import ROOT
@@ -139,7 +139,7 @@ def test_retinanet_around_the_backbone_computes_losses_and_predicts(exported):
         "val_img": "val2017",
     }
     params = DetectionParams(neck_channels=16, stacked_convs=1)
-    cfg = detection_cfg(backbone, card["stage_channels"][1:4], coco, coco_classes(coco), params)
+    cfg = detection_cfg(backbone, card["stage_channels"], coco, coco_classes(coco), params)
     model = DET_MODELS.build(Config(cfg).model)  # ConfigDicts, as the Runner passes them
     model.init_weights()
     sample = DetDataSample(

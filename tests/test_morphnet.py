@@ -134,7 +134,7 @@ def test_bad_parameters_name_the_key(params, expected):
 
 def test_rounds_are_durable_and_a_killed_shrink_resumes(tmp_path, monkeypatch):
     import transfernas.morphnet.resize as resize
-    from transfernas.export.backbone import backbone_cfg
+    from transfernas.downstream.backbone import backbone_cfg
     from transfernas.tasks.trained import ImageData, TrainingConfig
 
     rng = torch.Generator().manual_seed(0)

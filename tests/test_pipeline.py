@@ -24,6 +24,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
+from transfernas.spaces.nasfpn import NASFPNSpace
 from transfernas.tasks.tabular import DATASETS
 
 from .conftest import ROOT
@@ -526,6 +527,41 @@ def test_search_on_detection_and_segmentation_tasks(chain, stage, params, score)
         np.testing.assert_allclose(history["reward"], expected)
     else:
         np.testing.assert_allclose(history["reward"], history[score])
+
+
+SHARED_ARCHIVE = ROOT.parent / "shared/data/tiny-imagenet/tiny-imagenet-200-subset.tar.gz"
+
+
+@pytest.mark.skipif(not SHARED_ARCHIVE.exists(), reason="needs ../shared/data/tiny-imagenet")
+def test_nasfpn_neck_search_through_kedro(tmp_path_factory):
+    """NAS-FPN: REA searches the merge-cell neck over the fixed ResNet on a small mosaic
+    detection set (the benchmark's set at 4 classes), selected with coco_root."""
+    project = _copy_project(tmp_path_factory.mktemp("nasfpn"))
+    coco = project / "data/01_raw/tiny_coco"
+    build = [sys.executable, str(ROOT / "scripts/make_coco_sample.py"), "--shared",
+             str(SHARED_ARCHIVE.parents[1]), "--out", str(coco), "--classes", "4",
+             "--train", "6", "--val", "3", "--grid", "2"]  # fmt: skip
+    subprocess.run(build, check=True, capture_output=True)
+    params = (
+        f"coco_root={coco},search.task=detection,search.searcher=rea,search.budget=3,"
+        "detection.search.space=nasfpn,detection.search.nasfpn.cells=5,"
+        "detection.search.schedule.max_iters=2,detection.search.schedule.batch_size=2"
+    )
+    result = _kedro(project, "run", "--pipeline", "search", "--params", params)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    history = pd.read_parquet(project / "data/07_model_output/search_history.parquet")
+    best = json.loads((project / "data/08_reporting/search_best.json").read_text())
+    assert len(history) == 3 and (history["status"] == "ok").all()
+    assert best["space"] == "nasfpn" and best["task"] == "detection/tiny_coco"
+    space = NASFPNSpace(5)
+    for arch, actions in zip(history["arch"], history["actions"], strict=True):
+        assert space.encode(arch) == tuple(actions)  # the neck, readable, in the history
+    assert (history["gflops"] > 0).all() and (history["latency_ms"] > 0).all()
+    np.testing.assert_allclose(history["reward"], history["score"])  # no target: mAP alone
+    client, run = _mlflow_run(project, "search")
+    for key in ("search.reward", "search.score", "search.gflops", "search.latency_ms"):
+        steps = client.get_metric_history(run.info.run_id, key)
+        assert len(steps) == 3, key
 
 
 def test_subdatasets_pipeline_builds_and_reuses(project):

@@ -39,6 +39,9 @@ from transfernas.bayes.stage import (
     meta_train_base,
 )
 from transfernas.data.build import SubdatasetParams
+from transfernas.downstream import KINDS
+from transfernas.downstream.runner import DownstreamParams
+from transfernas.downstream.search import DownstreamTask
 from transfernas.environment import device_name
 from transfernas.executors import ExecutorConfig, make_executor, search_kwargs
 from transfernas.fidelity import longer_training_fidelity
@@ -52,11 +55,9 @@ from transfernas.searchers import (
     make_searcher,
 )
 from transfernas.spaces.base import SearchSpace
+from transfernas.spaces.nasfpn import NASFPNSpace
 from transfernas.spaces.resblock import ResBlockSpace
 from transfernas.tasks.base import Task
-from transfernas.tasks.detection import DetectionParams
-from transfernas.tasks.downstream import DownstreamTask
-from transfernas.tasks.segmentation import SegmentationParams
 from transfernas.tasks.subdataset import (
     Source,
     TargetParams,
@@ -77,6 +78,8 @@ from transfernas.tasks.trained import TrainedTask
 from transfernas.tasks.zero_cost import ZeroCostTask
 
 log = logging.getLogger(__name__)
+
+TASKS = ("subdataset", "zero_cost", "nb201", *KINDS)
 
 
 # BASE is meta-trained by gradient, not by searching: it is no ask/tell searcher of the registry
@@ -151,11 +154,12 @@ class TargetSearchParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     searcher: TargetSearcherName = "catch-meta"
-    task: Literal["subdataset", "zero_cost", "nb201", "detection", "segmentation"] = Field(
+    task: Literal[TASKS] = Field(  # type: ignore[valid-type]
         "subdataset",
         description="train candidates on a sub-dataset, score them untrained on it "
-        "(zero_cost), look up NB201, or train them as the backbone of the detection / "
-        "segmentation stage's model (DetNAS-style)",
+        "(zero_cost), look up NB201, or train them in a downstream kind's model (detection: "
+        "the backbone DetNAS-style or the NAS-FPN neck, see detection.search.space; "
+        "segmentation: the backbone)",
     )
     dataset: NB201Dataset = Field("cifar10-valid", description="task: nb201 — the table")
     target: TargetParams = Field(
@@ -175,10 +179,8 @@ class StageInputs:
     subdatasets: SubdatasetParams = field(default_factory=SubdatasetParams)
     trained_task: TrainedTaskParams = field(default_factory=TrainedTaskParams)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
-    coco: dict[str, str] | None = None
-    cityscapes: dict[str, str] | None = None
-    detection: DetectionParams = field(default_factory=DetectionParams)
-    segmentation: SegmentationParams = field(default_factory=SegmentationParams)
+    # per downstream kind (detection, segmentation): its catalog data and its parameters
+    downstream: dict[str, tuple[dict[str, str], DownstreamParams]] = field(default_factory=dict)
 
     def space_identity(self, tabular: bool) -> dict[str, Any]:
         return {"name": "nb201"} if tabular else self.trained_task.space.model_dump()
@@ -378,21 +380,31 @@ def _searcher_for_target(
     return searcher
 
 
+def downstream_space(config: DownstreamParams, inputs: StageInputs) -> SearchSpace:
+    """What a downstream candidate is: a NAS-FPN neck (``detection.search.space: nasfpn``) or
+    a backbone of ``trained_task.space`` (which must be resblock)."""
+    if getattr(config.search, "space", "resblock") == "nasfpn":
+        return NASFPNSpace(config.search.nasfpn.cells)
+    space = inputs.trained_task.space.build()
+    if not isinstance(space, ResBlockSpace):
+        raise ValueError(
+            "downstream tasks search backbones of trained_task.space name: resblock "
+            "(or the detection neck: detection.search.space: nasfpn)"
+        )
+    return space
+
+
 def target_task(params: TargetSearchParams, inputs: StageInputs) -> Task:
     if params.task == "nb201":
         table = NB201Table.from_frame(inputs.nb201_12epoch, datasets=[params.dataset])
         return TabularTask(table, params.dataset)
-    if params.task in ("detection", "segmentation"):
-        space = inputs.trained_task.space.build()
-        if not isinstance(space, ResBlockSpace):
-            raise ValueError(
-                f"task: {params.task} searches backbones: needs trained_task.space name: resblock"
-            )
-        data = inputs.coco if params.task == "detection" else inputs.cityscapes
-        if data is None:
-            raise ValueError(f"task: {params.task} needs its catalog dataset")
-        config = inputs.detection if params.task == "detection" else inputs.segmentation
-        return DownstreamTask(params.task, space, data, config)
+    if params.task in KINDS:
+        kind = KINDS[params.task]
+        if params.task not in inputs.downstream:
+            raise ValueError(f"task: {params.task} needs its catalog dataset {kind.dataset!r}")
+        data, config = inputs.downstream[params.task]
+        space = downstream_space(config, inputs)
+        return DownstreamTask(kind, space, data, config)
     spec = target_spec(_source(inputs), inputs.subdatasets, params.target)
     make = zero_cost_task if params.task == "zero_cost" else trained_task
     return make(spec, inputs.subdatasets, inputs.trained_task, params.seed)
@@ -423,11 +435,14 @@ def run_target_search(
             params.model_dump(), searcher_config.model_dump(), origin, task.name, task_parts
         )
         history, ckpt = History(run_dir / "history.jsonl"), run_dir / "searcher.pt"
+    identity = inputs.space_identity(tabular)
+    if isinstance(space, NASFPNSpace):  # a neck, not trained_task.space
+        identity = {"name": space.name, "cells": space.cells, "levels": list(space.levels)}
     if params.searcher == BASE_NAME:
         searcher = _base_for_target(params, task, inputs, checkpoint, run_dir)
     else:
         searcher = _searcher_for_target(
-            params, space, inputs.space_identity(tabular), searcher_config, checkpoint, task.name
+            params, space, identity, searcher_config, checkpoint, task.name
         )
     with search_kwargs(inputs.executor) as run_with:
         history = run_search(

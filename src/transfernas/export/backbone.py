@@ -18,6 +18,7 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from transfernas.downstream.backbone import BACKBONE_TYPE, IMPORTS, with_weights
 from transfernas.environment import device_name
 from transfernas.spaces.resblock import Classifier, ResArch, ResNetBackbone, Widths
 from transfernas.tasks.latency import LatencyConfig, measure_latency, torch_threads
@@ -31,9 +32,6 @@ from transfernas.tasks.trained import (
     train_model,
     use_channels_last,
 )
-
-BACKBONE_TYPE = "TransferNASResNet"
-IMPORTS = ["transfernas.export.mmlab"]
 
 
 class ExportParams(BaseModel):
@@ -61,33 +59,6 @@ class ExportParams(BaseModel):
         if arch is not None:
             ResArch.parse(arch)
         return arch
-
-
-def backbone_cfg(
-    arch: str,
-    block: str,
-    stem: str,
-    channel_scale: float,
-    out_indices: tuple[int, ...],
-    widths: Widths | None = None,
-) -> dict[str, Any]:
-    """The ``model.backbone`` dict of an mmdet/mmseg config (without ``init_cfg``)."""
-    cfg = {
-        "type": BACKBONE_TYPE,
-        "arch": arch,
-        "block": block,
-        "stem": stem,
-        "channel_scale": channel_scale,
-        "out_indices": list(out_indices),
-        "frozen_stages": -1,
-        "norm_cfg": {"type": "BN", "requires_grad": True},
-        "norm_eval": False,
-    }
-    return cfg if widths is None else cfg | {"widths": widths.to_dict()}
-
-
-def with_weights(cfg: dict[str, Any], checkpoint: str) -> dict[str, Any]:
-    return cfg | {"init_cfg": {"type": "Pretrained", "checkpoint": checkpoint}}
 
 
 def config_snippet(cfg: dict[str, Any], checkpoint: str) -> str:

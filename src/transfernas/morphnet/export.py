@@ -10,7 +10,8 @@ from typing import Any
 
 import torch
 
-from transfernas.export.backbone import ExportParams, backbone_cfg, card_markdown, pretrain
+from transfernas.downstream.backbone import backbone_cfg
+from transfernas.export.backbone import ExportParams, card_markdown, pretrain
 from transfernas.morphnet.resize import MorphNetParams, run_rounds
 from transfernas.spaces.resblock import Widths
 from transfernas.tasks.trained import ImageData

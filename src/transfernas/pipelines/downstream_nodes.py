@@ -1,26 +1,31 @@
-"""What the ``detection`` and ``segmentation`` nodes share: the exported backbone in an
-mmlab config, one training run, and its report (MLflow metrics, loss plot, results)."""
+"""The node of every downstream pipeline (``detection``, ``segmentation``): the exported
+backbone in the kind's mmlab config, one training run, and its report (MLflow metrics, loss
+plot, results, the config)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
+from kedro.pipeline import Node, Pipeline
 from matplotlib.figure import Figure
 
-from transfernas.environment import machine_info
-from transfernas.export.backbone import with_weights
-from transfernas.plots import training_log_figure
-from transfernas.tasks.mmlab import (
+from transfernas.config import validate_params
+from transfernas.downstream import KINDS
+from transfernas.downstream.backbone import with_weights
+from transfernas.downstream.runner import (
     DownstreamParams,
     LatencySizes,
     latency_metrics,
     model_latency,
     train_and_evaluate,
 )
+from transfernas.environment import machine_info
+from transfernas.plots import training_log_figure
 
 P = TypeVar("P", bound=DownstreamParams)
 
@@ -72,3 +77,34 @@ def train_and_report(
         "machine": machine_info(),
     }
     return metrics, training_log_figure(rows, f"{name}: {card['arch']}"), results
+
+
+def train_downstream(
+    kind: str,
+    weights: dict[str, torch.Tensor],
+    card: dict[str, Any],
+    data: dict[str, str],
+    params: dict[str, Any],
+) -> tuple[dict[str, Any], Figure, dict[str, Any], str]:
+    """MLflow metrics (score, latency, losses), loss plot, results, the mmlab config."""
+    spec = KINDS[kind]
+    config = validate_params(spec.params, params, kind)
+    prepared, summary = spec.prepare(data)  # bad data stop the run before anything is written
+    config, backbone = run_setup(config, weights, card, data)
+    cfg = spec.build(backbone, card["stage_channels"], data, prepared, config)
+    metrics, figure, results = train_and_report(kind, cfg, config.latency, card)
+    return metrics, figure, results | {"data": summary}, config_text(cfg)
+
+
+def downstream_pipeline(kind: str, node_name: str) -> Pipeline:
+    """``kedro run --pipeline <kind>``: the exported backbone retrained in the kind's model."""
+    return Pipeline(
+        [
+            Node(
+                partial(train_downstream, kind),
+                ["backbone_weights", "backbone_card", KINDS[kind].dataset, f"params:{kind}"],
+                [f"{kind}_{x}" for x in ("metrics", "plot", "results", "config")],
+                name=node_name,
+            )
+        ]
+    )

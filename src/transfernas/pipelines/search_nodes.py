@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 
 from transfernas.config import searcher_config, validate_params, validate_searchers
 from transfernas.data.build import SubdatasetParams
+from transfernas.downstream import KINDS
 from transfernas.executors import ExecutorConfig
 from transfernas.plots import search_figure
 from transfernas.searchers import SearcherConfig
@@ -20,12 +21,10 @@ from transfernas.stages import (
     best_architecture,
     run_target_search,
 )
-from transfernas.tasks.detection import DetectionParams
-from transfernas.tasks.segmentation import SegmentationParams
 from transfernas.tasks.subdataset import Source, TrainedTaskParams
 
 # per-evaluation columns logged as MLflow metric histories when the history has them
-EVALUATION_METRICS = ("reward", "val_acc", "score", "latency_ms", "train_s")
+EVALUATION_METRICS = ("reward", "val_acc", "score", "latency_ms", "gflops", "train_s")
 
 
 def stage_inputs(
@@ -36,17 +35,13 @@ def stage_inputs(
     executor: dict[str, Any],
     downstream: dict[str, Any] | None = None,
 ) -> StageInputs:
-    """``downstream``: the ``coco``/``cityscapes`` datasets and ``detection``/``segmentation``
-    parameters (adapt and search accept those as tasks)."""
+    """``downstream``: per downstream kind its catalog dataset and its parameter block (adapt
+    and search accept the kinds as tasks)."""
     extra: dict[str, Any] = {}
     if downstream is not None:
-        extra = {
-            "coco": downstream["coco"],
-            "cityscapes": downstream["cityscapes"],
-            "detection": validate_params(DetectionParams, downstream["detection"], "detection"),
-            "segmentation": validate_params(
-                SegmentationParams, downstream["segmentation"], "segmentation"
-            ),
+        extra["downstream"] = {
+            name: (downstream[k.dataset], validate_params(k.params, downstream[name], name))
+            for name, k in KINDS.items()
         }
     return StageInputs(
         nb201_12epoch,
@@ -60,10 +55,9 @@ def stage_inputs(
 
 # node inputs of the downstream tasks, as keyword arguments of adapt/search nodes
 DOWNSTREAM_INPUTS = {
-    "coco": "coco",
-    "cityscapes": "cityscapes",
-    "detection": "params:detection",
-    "segmentation": "params:segmentation",
+    key: value
+    for k in KINDS.values()
+    for key, value in ((k.dataset, k.dataset), (k.name, f"params:{k.name}"))
 }
 
 
@@ -111,6 +105,9 @@ def search_report(history: pd.DataFrame, best: dict[str, Any]) -> tuple[dict[str
     title = f"{best['searcher']} on {best['task']} ({best['evaluations']} evaluations)"
     if "test_acc_200epoch" in best:
         ylabel = "12-epoch validation acc. (%)"
+    elif best["task"].split("/")[0] in KINDS:  # a downstream kind: its score, e.g. mAP
+        score = KINDS[best["task"].split("/")[0]].score.split("/")[-1]
+        ylabel = f"reward ({score} %; × (LAT/T)^w with a target)"
     else:
         ylabel = "reward (val. acc. %; × (LAT/T)^w with a target)"
     return metrics, search_figure(history, title, ylabel)

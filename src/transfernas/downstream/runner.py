@@ -1,4 +1,4 @@
-"""What detection and segmentation share: an mmengine Runner schedule, training, latency.
+"""What every downstream kind shares: an mmengine Runner schedule, training, latency.
 
 Both retrain the exported backbone inside an OpenMMLab model with mmengine's ``Runner`` (the
 toolboxes' own datasets, transforms, losses and metrics — mAP and mIoU are theirs, not ours).
@@ -21,6 +21,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from transfernas.downstream.backbone import IMPORTS
 from transfernas.tasks.latency import Latency, LatencyConfig, measure_latency
 from transfernas.tasks.reward import PAPER_W
 
@@ -132,7 +133,7 @@ def runner_cfg(scope: str, work_dir: Path, schedule: ScheduleConfig) -> dict[str
         optim["clip_grad"] = {"max_norm": schedule.grad_clip, "norm_type": 2}
     return {
         "default_scope": scope,
-        "custom_imports": {"imports": ["transfernas.export.mmlab"], "allow_failed_imports": False},
+        "custom_imports": {"imports": IMPORTS, "allow_failed_imports": False},
         "work_dir": str(work_dir),
         "train_cfg": {
             "type": "IterBasedTrainLoop",
@@ -216,7 +217,7 @@ def train_and_evaluate(cfg: dict[str, Any]) -> tuple[dict[str, float], list[dict
     from mmengine.config import Config
     from mmengine.runner import Runner
 
-    from transfernas.export.mmlab import register
+    from transfernas.downstream.models import register
 
     register()  # a config dict, unlike a config file, does not run its custom_imports
     runner = Runner.from_cfg(Config(cfg))
@@ -237,7 +238,7 @@ def scalar_log(log_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-class _TensorForward(nn.Module):
+class TensorForward(nn.Module):
     """An OpenMMLab model's network forward (backbone, neck, head) without pre/post-processing."""
 
     def __init__(self, model: nn.Module) -> None:
@@ -250,7 +251,7 @@ class _TensorForward(nn.Module):
 
 def model_latency(model: nn.Module, sizes: LatencySizes) -> list[Latency]:
     """Batch-1 latency of the network forward at each (H, W) of ``sizes``."""
-    wrapped = _TensorForward(model)
+    wrapped = TensorForward(model)
     return [
         measure_latency(
             wrapped,

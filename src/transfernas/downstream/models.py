@@ -1,12 +1,17 @@
-"""The searched residual backbone as an OpenMMLab backbone, registered in mmdet and mmseg.
+"""Our modules in the OpenMMLab registries: the residual backbone (and the searched neck).
 
 Importing this module registers ``TransferNASResNet`` in ``mmdet.registry.MODELS`` and in
 ``mmseg.registry.MODELS`` (whichever of the two is installed), so a plain config can say
 
-    custom_imports = dict(imports=["transfernas.export.mmlab"], allow_failed_imports=False)
+    custom_imports = dict(imports=["transfernas.downstream.models"], allow_failed_imports=False)
     model = dict(backbone=dict(type="TransferNASResNet", arch="64_111-2111-1211-12", ...))
 
-and build it with ``MODELS.build`` outside Kedro. Weights exported by ``export_backbone`` are a
+and build it with ``MODELS.build`` outside Kedro. ``SearchedNASFPN`` is the neck of a NAS-FPN
+genotype (:mod:`transfernas.spaces.nasfpn`), registered in mmdet's ``MODELS``:
+
+    neck = dict(type="SearchedNASFPN", genotype="gp:P6,P4>P4 ...", in_channels=[...],
+                out_channels=256, num_outs=5, stack_times=7)
+ Weights exported by ``export_backbone`` are a
 plain tensor state dict of this class (keys ``net.…``), loaded through
 ``init_cfg=dict(type="Pretrained", checkpoint=...)`` — torch's ``weights_only`` loading works
 on them as they hold nothing but tensors.
@@ -22,6 +27,7 @@ from mmengine.model import BaseModule
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from transfernas.spaces.nasfpn import FIRST_LEVEL, MergeCellPyramid, Pyramid
 from transfernas.spaces.resblock import ResArch, ResNetBackbone, Widths
 
 
@@ -91,16 +97,45 @@ class TransferNASResNet(BaseModule):
         return self.net(x)
 
 
+class SearchedNASFPN(BaseModule):
+    """A NAS-FPN neck from a genotype string: ``num_outs`` levels from P3 (RetinaNet: 5), the
+    first ``len(in_channels)`` from the backbone, the rest by 1×1 conv + max pooling."""
+
+    def __init__(
+        self,
+        genotype: str,
+        in_channels: Sequence[int],
+        out_channels: int,
+        num_outs: int = 5,
+        stack_times: int = 1,
+        norm_cfg: dict[str, Any] | None = None,
+        init_cfg: dict[str, Any] | list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(init_cfg or {"type": "Caffe2Xavier", "layer": "Conv2d"})
+        levels = range(FIRST_LEVEL, FIRST_LEVEL + num_outs)
+        self.pyramid = MergeCellPyramid(
+            Pyramid.parse(genotype, levels), in_channels, out_channels, stack_times, norm_cfg
+        )
+
+    def forward(self, inputs):
+        return self.pyramid(inputs)
+
+
+# (class, the toolboxes whose MODELS registry gets it)
+MODULES = ((TransferNASResNet, ("mmdet", "mmseg")), (SearchedNASFPN, ("mmdet",)))
+
+
 def register() -> list[str]:
-    """Register the class in every installed OpenMMLab registry; returns their names."""
+    """Register our modules in every installed OpenMMLab registry; returns their names."""
     done = []
     for package in ("mmdet", "mmseg"):
         try:
             registry = __import__(f"{package}.registry", fromlist=["MODELS"]).MODELS
         except ImportError:
             continue
-        if registry.get("TransferNASResNet") is None:
-            registry.register_module(name="TransferNASResNet", module=TransferNASResNet)
+        for module, packages in MODULES:
+            if package in packages and registry.get(module.__name__) is None:
+                registry.register_module(name=module.__name__, module=module)
         done.append(package)
     return done
 
