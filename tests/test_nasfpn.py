@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from transfernas.searchers import SEARCHERS, make_searcher
 from transfernas.spaces.base import is_valid, mutate_actions, sample_actions
 from transfernas.spaces.nasfpn import MMDET_NASFPN, NASFPNSpace, Pyramid
 
@@ -149,3 +150,23 @@ def test_unused_nodes_are_added_to_their_levels_output():
     text = "sum:P3,P4>P3 sum:P4,P5>P4 sum:P5,P6>P5 sum:P6,P7>P6 sum:P7,P6>P7 sum:c0,P3>P4"
     pyramid = Pyramid.parse(text, range(3, 8))
     assert pyramid.outputs() == [5, 10, 7, 8, 9] and pyramid.unused() == [6]  # c1 → P4
+
+
+@pytest.mark.parametrize("name", sorted(SEARCHERS))
+def test_every_searcher_proposes_valid_pyramids(name):
+    """The merge-cell space through the ActionSpace contract: no searcher knows it."""
+    space = NASFPNSpace(7)
+    searcher = make_searcher(name, space, None, seed=0)
+    for _ in range(6):
+        cands = searcher.ask(2)
+        assert all(is_valid(space, c) for c in cands)
+        searcher.tell(cands, [float(len(set(space.key(c).split()))) for c in cands])
+
+
+def test_segmentation_has_no_neck_to_search(tmp_path):
+    from transfernas.downstream import KINDS
+    from transfernas.downstream.search import DownstreamTask
+
+    params = KINDS["segmentation"].params()
+    with pytest.raises(ValueError, match="only detection has a neck"):
+        DownstreamTask(KINDS["segmentation"], NASFPNSpace(5), {"root": str(tmp_path)}, params)
