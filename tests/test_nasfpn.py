@@ -10,6 +10,8 @@ from transfernas.searchers import SEARCHERS, make_searcher
 from transfernas.spaces.base import is_valid, mutate_actions, sample_actions
 from transfernas.spaces.nasfpn import MMDET_NASFPN, NASFPNSpace, Pyramid
 
+from .conftest import ROOT
+
 IN_CHANNELS = [8, 16, 32]  # backbone maps of stride 8, 16, 32
 
 
@@ -170,3 +172,33 @@ def test_segmentation_has_no_neck_to_search(tmp_path):
     params = KINDS["segmentation"].params()
     with pytest.raises(ValueError, match="only detection has a neck"):
         DownstreamTask(KINDS["segmentation"], NASFPNSpace(5), {"root": str(tmp_path)}, params)
+
+
+SHARED = ROOT.parent / "shared/data"
+
+
+@pytest.mark.skipif(not (SHARED / "tiny-imagenet").exists(), reason="needs ../shared/data")
+def test_mosaic_detection_set_rebuilds_byte_for_byte_with_real_boxes(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from pycocotools.coco import COCO
+
+    def build(out):
+        args = ["--classes", "4", "--train", "6", "--val", "3", "--grid", "2"]
+        script = str(ROOT / "scripts/make_coco_sample.py")
+        cmd = [sys.executable, script, "--shared", str(SHARED), "--out", str(out), *args]
+        subprocess.run(cmd, check=True, capture_output=True)
+        return {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+    first, second = build(tmp_path / "a"), build(tmp_path / "b")
+    assert first == second
+    ann = tmp_path / "a/annotations/instances_train2017.json"
+    coco = COCO(str(ann))
+    data = json.loads(ann.read_text())
+    assert len(data["annotations"]) == 4 * 6 and len(data["categories"]) == 4
+    for image in data["images"]:
+        boxes = [a["bbox"] for a in coco.loadAnns(coco.getAnnIds(imgIds=image["id"]))]
+        assert 1 <= len(boxes) <= 4 and image["width"] == image["height"] == 128
+        assert all(x >= 0 and y >= 0 and x + w <= 128 and y + h <= 128 for x, y, w, h in boxes)
