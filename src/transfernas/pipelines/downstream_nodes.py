@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from functools import partial
+from functools import partial, update_wrapper
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -98,10 +98,11 @@ def train_downstream(
 
 def downstream_pipeline(kind: str, node_name: str) -> Pipeline:
     """``kedro run --pipeline <kind>``: the exported backbone retrained in the kind's model."""
+    train = update_wrapper(partial(train_downstream, kind), train_downstream)
     return Pipeline(
         [
             Node(
-                partial(train_downstream, kind),
+                train,
                 ["backbone_weights", "backbone_card", KINDS[kind].dataset, f"params:{kind}"],
                 [f"{kind}_{x}" for x in ("metrics", "plot", "results", "config")],
                 name=node_name,

@@ -8,9 +8,9 @@ import torch
 
 from transfernas.config import validate_params
 from transfernas.data.build import SubdatasetParams
+from transfernas.downstream.backbone import backbone_cfg
 from transfernas.export.backbone import (
     ExportParams,
-    backbone_cfg,
     card_markdown,
     config_snippet,
     pretrain,
