@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from transfernas.downstream.backbone import backbone_cfg
 from transfernas.downstream.kind import DownstreamKind
@@ -38,6 +37,7 @@ from transfernas.spaces.nasfpn import NASFPNSpace
 from transfernas.spaces.resblock import ResArch, ResBlockSpace, ResNetBackbone
 from transfernas.tasks.base import Evaluation
 from transfernas.tasks.reward import latency_reward
+from transfernas.tasks.trained import count_flops
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,4 @@ class DownstreamTask:
 
 def gflops(model: torch.nn.Module, size: tuple[int, int]) -> float:
     """Forward GFLOPs (multiply-add = 2) of the network (backbone, neck, head) at (H, W)."""
-    model.eval()
-    with FlopCounterMode(display=False) as counter, torch.inference_mode():
-        TensorForward(model)(torch.zeros(1, 3, *size))
-    return counter.get_total_flops() / 1e9
+    return count_flops(TensorForward(model), (3, *size), torch.device("cpu")) / 1e9
