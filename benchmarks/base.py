@@ -36,8 +36,8 @@ from transfernas.data.sources import ImageFolderSource
 from transfernas.environment import machine_info
 from transfernas.meta import meta_train
 from transfernas.searchers import make_searcher
+from transfernas.spaces.nb201 import NB201SpaceParams
 from transfernas.tasks.subdataset import (
-    NB201SpaceParams,
     TargetParams,
     TrainedTaskParams,
     meta_task_pool,

@@ -47,7 +47,8 @@ from transfernas.environment import machine_info
 from transfernas.fidelity import nb201_spearman
 from transfernas.meta import meta_train
 from transfernas.searchers import make_searcher
-from transfernas.tasks.subdataset import NB201SpaceParams, TrainedTaskParams, meta_task_pool
+from transfernas.spaces.nb201 import NB201SpaceParams
+from transfernas.tasks.subdataset import TrainedTaskParams, meta_task_pool
 from transfernas.tasks.tabular import DATASETS, NB201Table
 from transfernas.tasks.zero_cost import ZeroCostParams
 

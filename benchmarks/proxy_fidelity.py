@@ -45,9 +45,8 @@ from scipy import stats
 from transfernas.data.build import SubdatasetParams, make_spec
 from transfernas.environment import machine_info
 from transfernas.history import AppendLog
-from transfernas.spaces.nb201 import N_ARCHS, NB201Space
+from transfernas.spaces.nb201 import N_ARCHS, NB201Space, NB201SpaceParams
 from transfernas.tasks.subdataset import (
-    NB201SpaceParams,
     TrainedTaskParams,
     trained_task,
     zero_cost_task,

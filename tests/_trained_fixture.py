@@ -13,7 +13,8 @@ from transfernas.data.build import SubdatasetParams
 from transfernas.data.sources import ImageFolderSource
 from transfernas.meta import meta_train
 from transfernas.searchers import make_searcher
-from transfernas.tasks.subdataset import NB201SpaceParams, TrainedTaskParams, meta_task_pool
+from transfernas.spaces.nb201 import NB201SpaceParams
+from transfernas.tasks.subdataset import TrainedTaskParams, meta_task_pool
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = TrainedTaskParams(

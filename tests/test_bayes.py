@@ -176,7 +176,8 @@ def test_base_meta_trains_then_adapts_to_a_held_out_nb201_proxy(base_inputs, tmp
     # on a sub-dataset target the derived cell is trained from scratch by the trained task
     from dataclasses import replace
 
-    from transfernas.tasks.subdataset import NB201SpaceParams, TrainedTaskParams
+    from transfernas.spaces.nb201 import NB201SpaceParams
+    from transfernas.tasks.subdataset import TrainedTaskParams
 
     trained = replace(
         base_inputs,

@@ -212,8 +212,9 @@ def resblock_inputs(tmp_path_factory):
     """Trained sub-dataset tasks on the residual-block space, shrunk to run in seconds."""
     from transfernas.data.build import SubdatasetParams
     from transfernas.data.sources import ImageFolderSource
+    from transfernas.spaces.resblock import ResBlockSpaceParams
     from transfernas.stages import StageInputs
-    from transfernas.tasks.subdataset import ResBlockSpaceParams, TrainedTaskParams
+    from transfernas.tasks.subdataset import TrainedTaskParams
 
     from .conftest import ROOT
 

@@ -54,7 +54,7 @@ from transfernas.searchers import (
     SearcherConfig,
     make_searcher,
 )
-from transfernas.spaces.base import SearchSpace
+from transfernas.spaces import SPACES, SearchSpace
 from transfernas.spaces.nasfpn import NASFPNSpace
 from transfernas.spaces.resblock import ResBlockSpace
 from transfernas.tasks.base import Task
@@ -384,7 +384,7 @@ def downstream_space(config: DownstreamParams, inputs: StageInputs) -> SearchSpa
     """What a downstream candidate is: a NAS-FPN neck (``detection.search.space: nasfpn``) or
     a backbone of ``trained_task.space`` (which must be resblock)."""
     if getattr(config.search, "space", "resblock") == "nasfpn":
-        return NASFPNSpace(config.search.nasfpn.cells)
+        return SPACES["nasfpn"](cells=config.search.nasfpn.cells).build()
     space = inputs.trained_task.space.build()
     if not isinstance(space, ResBlockSpace):
         raise ValueError(

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Hashable, Sequence
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 Actions = tuple[int, ...]
@@ -52,12 +53,41 @@ class SearchSpace(ABC):
         """Hashable identity of the architecture (identical actions → identical key)."""
         return tuple(int(a) for a in actions)
 
+    @property
+    def decision_kinds(self) -> tuple[str, ...]:
+        """Which decisions choose from one vocabulary (PNAS's LSTM surrogate shares their
+        embedding: its inputs, its ops); every decision its own kind by default."""
+        return tuple(f"d{i}" for i in range(len(self.choices)))
+
     def sample(self, rng: np.random.Generator) -> Actions:
         return sample_actions(self, rng)
 
     def build(self, actions: Sequence[int], num_classes: int) -> nn.Module:
         """The trainable torch classifier of an architecture (spaces that have one)."""
         raise NotImplementedError(f"search space {self.name!r} builds no torch network")
+
+
+class SpaceParams(BaseModel):
+    """A registered space's validated parameters (``trained_task.space``, ...) and its builder.
+
+    Each space module defines one subclass with ``name: Literal["<name>"]``; the registry in
+    ``transfernas.spaces`` collects them. ``classifier``: the space builds a torch image
+    classifier (:meth:`SearchSpace.build`), so trained tasks can train its candidates.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    classifier: ClassVar[bool] = True
+
+    def build(self) -> SearchSpace:
+        raise NotImplementedError(f"{type(self).__name__} builds no space")
+
+
+def decision_kinds(space: ActionSpace) -> tuple[str, ...]:
+    """:attr:`SearchSpace.decision_kinds`, or one kind per decision for a bare ActionSpace."""
+    kinds = getattr(space, "decision_kinds", None)
+    return tuple(kinds) if kinds is not None else tuple(f"d{i}" for i in range(len(space.choices)))
 
 
 def sample_actions(

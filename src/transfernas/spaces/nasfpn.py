@@ -30,12 +30,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
+from pydantic import Field
 from torch import nn
 
-from transfernas.spaces.base import Actions, SearchSpace
+from transfernas.spaces.base import Actions, SearchSpace, SpaceParams
 
 OPS = ("sum", "gp")
 FIRST_LEVEL = 3  # P3: stride 8
@@ -176,8 +178,24 @@ class NASFPNSpace(SearchSpace):
             x for c in pyramid.cells for x in (c.input1, c.input2, c.level, OPS.index(c.op))
         )
 
+    @property
+    def decision_kinds(self) -> tuple[str, ...]:
+        return ("input", "input", "level", "op") * self.cells
+
     def key(self, actions: Sequence[int]) -> str:
         return str(self.decode(actions))
+
+
+class NASFPNSpaceParams(SpaceParams):
+    """A neck space: its candidates are built by :class:`MergeCellPyramid` in a detector."""
+
+    classifier: ClassVar[bool] = False
+    name: Literal["nasfpn"] = "nasfpn"
+    cells: int = Field(7, ge=2, description="merge cells (NAS-FPN: 7; mmdet's neck: 9)")
+    n_levels: int = Field(5, ge=2, le=6, description="pyramid levels from P3 (RetinaNet: 5)")
+
+    def build(self) -> NASFPNSpace:
+        return NASFPNSpace(self.cells, self.n_levels)
 
 
 class MergeCellPyramid(nn.Module):

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
+from pydantic import Field
 from torch import nn
 
-from transfernas.spaces.base import Actions, SearchSpace
+from transfernas.spaces.base import Actions, SearchSpace, SpaceParams
 from transfernas.spaces.nb201_net import OPS, NB201Network
 
 EDGES: tuple[tuple[int, int], ...] = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
@@ -59,6 +61,10 @@ class NB201Space(SearchSpace):
                 actions.append(OPS.index(m.group(1)))
         return tuple(actions)
 
+    @property
+    def decision_kinds(self) -> tuple[str, ...]:
+        return ("op",) * len(EDGES)
+
     def key(self, actions: Sequence[int]) -> int:
         """Base-5 code of the ops, edge 0 most significant: a dense id in [0, 5^6)."""
         return int(np.dot(actions, _PLACE))
@@ -76,3 +82,12 @@ class NB201Space(SearchSpace):
 
 
 _PLACE = len(OPS) ** np.arange(len(EDGES) - 1, -1, -1, dtype=np.int64)
+
+
+class NB201SpaceParams(SpaceParams):
+    name: Literal["nb201"] = "nb201"
+    channels: int = Field(16, ge=1, description="NB201 trains C=16")
+    cells: int = Field(5, ge=1, description="cells per stage; NB201 trains N=5")
+
+    def build(self) -> NB201Space:
+        return NB201Space(self.channels, self.cells)

@@ -28,9 +28,10 @@ from typing import Literal
 
 import numpy as np
 import torch
+from pydantic import Field
 from torch import nn
 
-from transfernas.spaces.base import Actions, SearchSpace
+from transfernas.spaces.base import Actions, SearchSpace, SpaceParams
 
 BASE_CHANNELS = (48, 56, 64, 72)
 DEPTHS = (15, 20, 25, 30)
@@ -146,6 +147,16 @@ class ResBlockSpace(SearchSpace):
             self.decode(actions), self.block, self.stem, channel_scale=self.channel_scale
         )
         return Classifier(backbone, backbone.out_channels[-1], num_classes)
+
+
+class ResBlockSpaceParams(SpaceParams):
+    name: Literal["resblock"] = "resblock"
+    block: Literal["basic", "bottleneck"] = "basic"
+    stem: Literal["small", "imagenet"] = Field("small", description="small: 16–32 px inputs")
+    channel_scale: float = Field(1.0, gt=0, le=4, description="width multiplier (1 = paper)")
+
+    def build(self) -> ResBlockSpace:
+        return ResBlockSpace(self.block, self.stem, self.channel_scale)
 
 
 # ---- torch modules ---------------------------------------------------------------------------

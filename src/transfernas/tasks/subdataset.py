@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -23,41 +23,13 @@ from transfernas.data.build import (
     make_spec,
 )
 from transfernas.data.sources import DownsampledSource, ImageFolderSource
-from transfernas.spaces.base import SearchSpace
-from transfernas.spaces.nb201 import NB201Space
-from transfernas.spaces.resblock import ResBlockSpace
+from transfernas.spaces import CLASSIFIER_SPACES, ClassifierSpaceParams
+from transfernas.spaces.resblock import ResBlockSpaceParams
 from transfernas.tasks.latency import LatencyConfig
 from transfernas.tasks.trained import ImageData, RewardConfig, TrainedTask, TrainingConfig
 from transfernas.tasks.zero_cost import ZeroCostParams, ZeroCostTask
 
 Source = ImageFolderSource | DownsampledSource
-
-
-class ResBlockSpaceParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: Literal["resblock"] = "resblock"
-    block: Literal["basic", "bottleneck"] = "basic"
-    stem: Literal["small", "imagenet"] = Field("small", description="small: 16–32 px inputs")
-    channel_scale: float = Field(1.0, gt=0, le=4, description="width multiplier (1 = paper)")
-
-    def build(self) -> SearchSpace:
-        return ResBlockSpace(self.block, self.stem, self.channel_scale)
-
-
-class NB201SpaceParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: Literal["nb201"] = "nb201"
-    channels: int = Field(16, ge=1, description="NB201 trains C=16")
-    cells: int = Field(5, ge=1, description="cells per stage; NB201 trains N=5")
-
-    def build(self) -> SearchSpace:
-        return NB201Space(self.channels, self.cells)
-
-
-SpaceParams = Annotated[ResBlockSpaceParams | NB201SpaceParams, Field(discriminator="name")]
-_SPACES = {"resblock": ResBlockSpaceParams, "nb201": NB201SpaceParams}
 
 
 class TrainedTaskParams(BaseModel):
@@ -66,7 +38,10 @@ class TrainedTaskParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    space: SpaceParams = Field(default_factory=ResBlockSpaceParams)
+    space: ClassifierSpaceParams = Field(  # type: ignore[valid-type]
+        default_factory=ResBlockSpaceParams,
+        description=f"the space searched; name: {' | '.join(CLASSIFIER_SPACES)}",
+    )
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     reward: RewardConfig = Field(default_factory=RewardConfig)
     latency: LatencyConfig = Field(default_factory=LatencyConfig)
@@ -79,10 +54,10 @@ class TrainedTaskParams(BaseModel):
         trained_task.space.name=nb201`` works over the resblock defaults of conf/base (Kedro
         merges configuration key by key); unknown keys are still refused."""
         space = data.get("space") if isinstance(data, dict) else None
-        if not isinstance(space, dict) or space.get("name") not in _SPACES:
+        if not isinstance(space, dict) or space.get("name") not in CLASSIFIER_SPACES:
             return data
-        own = set(_SPACES[space["name"]].model_fields)
-        others = {k for m in _SPACES.values() for k in m.model_fields} - own
+        own = set(CLASSIFIER_SPACES[space["name"]].model_fields)
+        others = {k for m in CLASSIFIER_SPACES.values() for k in m.model_fields} - own
         return data | {"space": {k: v for k, v in space.items() if k not in others}}
 
 

@@ -15,8 +15,8 @@ from transfernas.export.backbone import (
     config_snippet,
     pretrain,
 )
+from transfernas.spaces.resblock import ResBlockSpaceParams
 from transfernas.tasks.subdataset import (
-    ResBlockSpaceParams,
     Source,
     TrainedTaskParams,
     subdataset_data,
