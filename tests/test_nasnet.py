@@ -25,7 +25,7 @@ def test_decisions_are_the_five_steps_for_two_cells():
 def test_no_block_reads_a_state_that_does_not_exist():
     space = NASNetSpace(blocks=4)
     prefix: list[int] = []
-    for cell in range(2):
+    for _cell in range(2):
         for j in range(4):
             for step in range(STEPS):
                 mask = space.mask(prefix)

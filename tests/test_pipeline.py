@@ -25,6 +25,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from transfernas.spaces.nasfpn import NASFPNSpace
+from transfernas.spaces.nasnet import NASNetSpace
 from transfernas.tasks.tabular import DATASETS
 
 from .conftest import ROOT
@@ -701,3 +702,44 @@ def test_zero_cost_tasks_through_kedro(tmp_path_factory, nb201_200):
         client, run = _mlflow_run(project, stage)
         curve = client.get_metric_history(run.info.run_id, f"{stage}.best_so_far")
         assert [m.step for m in curve] == list(range(5))
+
+
+# the NASNet cell space on a 16 px sub-dataset, switched with --params over conf/base's
+# resblock keys: CATCH meta-trains on it, adapts, and REA / CATCH-sfs search from scratch
+NASNET_TINY = (
+    "subdatasets.image_sizes=[16],subdatasets.n_subdatasets=1,trained_task.space.name=nasnet,"
+    "trained_task.space.blocks=2,trained_task.space.channels=4,trained_task.training.epochs=1,"
+    "trained_task.latency.repeats=3,meta_train.fidelity.n_archs=0"
+)
+NASNET_STAGES = [
+    ("subdatasets", NASNET_TINY),
+    ("meta_train", NASNET_TINY + ",meta_train.n_epochs=2,meta_train.n_search=2"),
+    ("adapt", NASNET_TINY + ",adapt.budget=3"),
+    ("search", NASNET_TINY + ",search.searcher=rea,search.budget=3"),
+    ("search", NASNET_TINY + ",search.searcher=catch-sfs,search.budget=3"),
+]
+
+
+def test_nasnet_space_through_meta_train_adapt_and_search(tmp_path_factory):
+    project = _run_chain(_copy_project(tmp_path_factory.mktemp("nasnet")), NASNET_STAGES)
+    manifest = json.loads((project / "data/06_models/meta_train_manifest.json").read_text())
+    assert manifest["space"] == {
+        "name": "nasnet", "blocks": 2, "channels": 4, "cells": 1, "stages": 3
+    }  # fmt: skip
+    space = NASNetSpace(blocks=2)
+    client = MlflowClient(tracking_uri=f"sqlite:///{project}/mlflow.db")
+    runs = client.search_runs(
+        [client.get_experiment_by_name("transfernas").experiment_id],
+        "tags.mlflow.runName = 'search' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time ASC"],
+    )
+    assert [r.data.params["search.searcher"] for r in runs] == ["rea", "catch-sfs"]
+    for run in runs:
+        assert len(client.get_metric_history(run.info.run_id, "search.val_acc")) == 3
+    for stage in ("adapt", "search"):
+        best = json.loads((project / f"data/08_reporting/{stage}_best.json").read_text())
+        history = pd.read_parquet(project / f"data/07_model_output/{stage}_history.parquet")
+        assert best["space"] == "nasnet" and len(history) == 3
+        assert (history["status"] == "ok").all() and (history["val_acc"] >= 0).all()
+        for arch, actions in zip(history["arch"], history["actions"], strict=True):
+            assert space.encode(arch) == tuple(actions)  # the genotype, readable
