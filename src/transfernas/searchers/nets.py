@@ -32,10 +32,11 @@ def offsets(choices: Sequence[int]) -> np.ndarray:
 
 
 def onehot(actions: np.ndarray, choices: Sequence[int]) -> torch.Tensor:
-    """``(B, L')`` actions, L' ≤ L (a prefix) → ``(B, sum(choices))``; untaken decisions zero."""
+    """``(B, L')`` actions, L' ≤ L (a prefix; ``-1`` = not taken) → ``(B, sum(choices))``;
+    untaken decisions are all zero."""
     actions = np.asarray(actions, dtype=np.int64)
     actions = actions.reshape(len(actions), -1) if actions.size else actions.reshape(-1, 0)
     out = torch.zeros(len(actions), int(sum(choices)))
-    cols = torch.from_numpy(actions + offsets(choices)[: actions.shape[1]])
-    out[torch.arange(len(actions)).unsqueeze(1), cols] = 1.0
+    rows, cols = np.nonzero(actions >= 0)
+    out[rows, actions[rows, cols] + offsets(choices)[cols]] = 1.0
     return out
