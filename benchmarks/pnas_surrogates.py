@@ -111,7 +111,8 @@ def main() -> None:
         "fits them (cells and all their prefixes) with equal data and equal Adam steps. "
         f"τ: mean ± sd over {args.seeds} seeds; fit: median seconds on 1 thread.",
         "",
-        f"Machine: {info.get('cpu', '?')}, torch {torch.__version__}; wall {wall_s:.0f} s.",
+        f"Machine: {info['cpu']}, {info['cpu_count']} cores, torch {torch.__version__}; "
+        f"wall {wall_s:.0f} s.",
         "",
         "| dataset | cells | steps | MLP ensemble τ | LSTM τ | fit s (MLP / LSTM) |",
         "|---|---:|---:|---:|---:|---:|",

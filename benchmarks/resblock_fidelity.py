@@ -1,15 +1,17 @@
 """Does the default trained reward rank residual-block networks? (no table exists for them)
 
-A seeded sample of architectures of the default space (``trained_task.space`` of conf/base) is
+A seeded sample of architectures of the default space (``trained_task.space`` of conf/base, or
+the registry defaults of ``--space NAME``, e.g. ``nasnet``) is
 trained on the default adaptation target — the embedded ImageNet sample (every class, 16 px,
 built by the ``subdatasets`` code) — twice: with the default schedule
 (``trained_task.training``) and with a 4× longer one (same settings, 4× the epochs). Spearman ρ
 between the two validation accuracies says how much the default reward ranks like a longer
 training; the zero-cost proxies of the same networks (on one batch of the same data) are
 scored against the long training too. Durable log (``--workdir``); a rerun adds only what is
-missing. Writes ``benchmarks/results/resblock_fidelity.{json,md}``.
+missing. Writes ``benchmarks/results/<space>_fidelity.{json,md}``.
 
     .venv/bin/python benchmarks/resblock_fidelity.py [--archs 30 --source data/01_raw/imagenet_sample]
+    .venv/bin/python benchmarks/resblock_fidelity.py --space nasnet --archs 20
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from transfernas.data.build import SubdatasetParams
 from transfernas.data.sources import ImageFolderSource
 from transfernas.environment import machine_info
 from transfernas.history import AppendLog
+from transfernas.spaces import CLASSIFIER_SPACES, space_params
 from transfernas.tasks.subdataset import (
     TargetParams,
     TrainedTaskParams,
@@ -57,20 +60,21 @@ def source_fingerprint(root: str) -> str:
     return digest.hexdigest()[:16]
 
 
-def defaults() -> tuple[TrainedTaskParams, SubdatasetParams]:
+def defaults(space: str | None) -> tuple[TrainedTaskParams, SubdatasetParams]:
     """conf/base's trained task as measured: 1 thread per network (workers run side by side),
-    no latency term (the reward is the accuracy), and the subdatasets settings."""
+    no latency term (the reward is the accuracy), and the subdatasets settings; ``space``:
+    that registered space with its defaults instead of conf/base's."""
     params = TrainedTaskParams(**base_params("trained_task"))
     one_thread = params.training.model_copy(update={"threads": 1})
-    params = params.model_copy(
-        update={"reward": RewardConfig(measure_latency=False), "training": one_thread}
-    )
-    return params, SubdatasetParams(**base_params("subdatasets"))
+    update: dict[str, Any] = {"reward": RewardConfig(measure_latency=False), "training": one_thread}
+    if space is not None:
+        update["space"] = space_params({"name": space}, CLASSIFIER_SPACES)
+    return params.model_copy(update=update), SubdatasetParams(**base_params("subdatasets"))
 
 
-def make_tasks(source: str, workdir: str) -> dict[str, Any]:
+def make_tasks(source: str, workdir: str, space: str | None) -> dict[str, Any]:
     """short (default schedule), long (4× the epochs), zc (every zero-cost proxy)."""
-    params, sub = defaults()
+    params, sub = defaults(space)
     sub = sub.model_copy(update={"out_dir": str(Path(workdir) / "subdatasets"), "workers": 1})
     spec = target_spec(ImageFolderSource(Path(source)), sub, TargetParams(image_size=16))
     short = params
@@ -83,9 +87,9 @@ def make_tasks(source: str, workdir: str) -> dict[str, Any]:
     }
 
 
-def _init(source: str, workdir: str) -> None:
+def _init(source: str, workdir: str, space: str | None) -> None:
     torch.set_num_threads(1)
-    _TASKS.update(make_tasks(source, workdir))
+    _TASKS.update(make_tasks(source, workdir, space))
 
 
 def _run(job: tuple[str, int, list[int]]) -> dict[str, Any]:
@@ -107,9 +111,10 @@ def main() -> None:
     parser.add_argument(
         "--workdir", type=Path, default=ROOT / "data/02_intermediate/resblock_fidelity"
     )
+    parser.add_argument("--space", choices=list(CLASSIFIER_SPACES), default=None)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
     args = parser.parse_args()
-    params, _ = defaults()
+    params, _ = defaults(args.space)
     space = params.space.build()
     rng = np.random.default_rng(SAMPLE_SEED)
     archs = [list(space.sample(rng)) for _ in range(args.archs)]
@@ -127,15 +132,14 @@ def main() -> None:
     ]
     start = time.perf_counter()
     if jobs:
-        _init(args.source, str(args.workdir))  # builds the sub-dataset once
+        init = (args.source, str(args.workdir), args.space)
+        _init(*init)  # builds the sub-dataset once
         ctx = mp.get_context("spawn")
         with (
-            ProcessPoolExecutor(
-                args.workers, ctx, initializer=_init, initargs=(args.source, str(args.workdir))
-            ) as pool,
+            ProcessPoolExecutor(args.workers, ctx, initializer=_init, initargs=init) as pool,
             Progress() as bar,
         ):
-            job = bar.add_task("resblock fidelity", total=len(jobs))
+            job = bar.add_task(f"{space.name} fidelity", total=len(jobs))
             for fut in as_completed([pool.submit(_run, j) for j in jobs]):
                 log.append([{"identity": identity} | fut.result()])
                 bar.advance(job)
@@ -166,7 +170,7 @@ def main() -> None:
     table = pd.DataFrame(rows)
     info = machine_info()
     md = (
-        "## Residual-block space: default reward vs a 4× longer training\n\n"
+        f"## {space.name} space: default reward vs a 4× longer training\n\n"
         + table.to_markdown(index=False, floatfmt=".3f")
         + f"\n\n{args.archs} architectures of the default space ({params.space.model_dump()}), "
         f"sampled with seed {SAMPLE_SEED}, trained on every class of `{Path(args.source).name}` "
@@ -179,11 +183,12 @@ def main() -> None:
         "Zero-cost seconds: the six proxies' total / 6. Machine: "
         f"{info['cpu']}, {info['cpu_count']} cores, 1 thread per network, {args.workers} at "
         f"once; this invocation {wall_s / 60:.1f} min. Command: "
-        f"`.venv/bin/python benchmarks/resblock_fidelity.py --archs {args.archs}`.\n"
+        f"`.venv/bin/python benchmarks/resblock_fidelity.py --archs {args.archs}"
+        + (f" --space {args.space}`.\n" if args.space else "`.\n")
     )
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "resblock_fidelity.md").write_text(md)
-    (args.out / "resblock_fidelity.json").write_text(
+    (args.out / f"{space.name}_fidelity.md").write_text(md)
+    (args.out / f"{space.name}_fidelity.json").write_text(
         json.dumps(
             {
                 "machine": info,

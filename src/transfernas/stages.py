@@ -22,7 +22,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
@@ -38,6 +38,7 @@ from transfernas.bayes.stage import (
     curves_frame,
     meta_train_base,
 )
+from transfernas.config import searcher_config
 from transfernas.data.build import SubdatasetParams
 from transfernas.downstream import KINDS
 from transfernas.downstream.runner import DownstreamParams
@@ -82,14 +83,10 @@ log = logging.getLogger(__name__)
 TASKS = ("subdataset", "zero_cost", "nb201", *KINDS)
 
 
-# BASE is meta-trained by gradient, not by searching: it is no ask/tell searcher of the registry
-BASE_NAME = "base"
-
-
 def _check_meta_learner(name: str) -> str:
-    if name == BASE_NAME:
+    if name in META_NETWORKS:
         return name
-    meta = [n for n, cls in SEARCHERS.items() if cls.meta_trained] + [BASE_NAME]
+    meta = [n for n, cls in SEARCHERS.items() if cls.meta_trained] + list(META_NETWORKS)
     if name not in SEARCHERS:
         raise ValueError(f"unknown searcher {name!r}; allowed: {', '.join(meta)}")
     if not SEARCHERS[name].meta_trained:
@@ -98,10 +95,8 @@ def _check_meta_learner(name: str) -> str:
 
 
 def _check_target_searcher(name: str) -> str:
-    if name == BASE_NAME:
-        return name
-    if name not in SEARCHERS:
-        allowed = ", ".join([*SEARCHERS, BASE_NAME])
+    if name not in SEARCHERS and name not in META_NETWORKS:
+        allowed = ", ".join([*SEARCHERS, *META_NETWORKS])
         raise ValueError(f"unknown searcher {name!r}; allowed: {allowed}")
     return name
 
@@ -200,10 +195,10 @@ def run_meta_training(
     params: MetaTrainParams, searcher_config: SearcherConfig, inputs: StageInputs
 ) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
     """Meta-train; returns the checkpoint (networks + what produced them), per-epoch curves
-    and one row per evaluation. BASE (``searcher: base``) reads ``params.base`` instead of
-    ``searcher_config`` and evaluates no candidate."""
-    if params.searcher == BASE_NAME:
-        return _run_base_meta_training(params, inputs)
+    and one row per evaluation. A meta-network (:data:`META_NETWORKS`: BASE) reads its own
+    block (``params.base``) instead of ``searcher_config`` and evaluates no candidate."""
+    if params.searcher in META_NETWORKS:
+        return META_NETWORKS[params.searcher].meta_train(params, inputs)
     tabular = params.tasks == "nb201"
     if tabular:
         table = NB201Table.from_frame(inputs.nb201_12epoch, datasets=params.datasets)
@@ -258,7 +253,8 @@ def meta_reward_fidelity(
     each one's evaluated architectures are trained again on the same sub-dataset with
     ``epochs_factor`` × the epochs (same initialisation and data order), and ρ / τ between
     the meta-training rewards and those longer trainings' rewards are reported per epoch and
-    averaged. ``None`` when nothing is checked (off, NB201 tables, BASE, no evaluation).
+    averaged. ``None`` when nothing is checked (off, NB201 tables, a meta-network, no
+    evaluation).
     Reference trainings are logged under ``workdir`` as they finish (a rerun resumes).
     """
     config = params.fidelity
@@ -296,52 +292,92 @@ def meta_reward_fidelity(
     }
 
 
-def _run_base_meta_training(
-    params: MetaTrainParams, inputs: StageInputs
-) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
-    """BASE: Reptile over sub-dataset tasks; no candidate is evaluated while meta-training."""
-    if params.tasks != "subdatasets":
-        raise ValueError(
-            "meta_train.tasks: BASE trains its supernet on images; allowed: subdatasets"
-        )
-    workdir = None
-    if params.workdir is not None:
-        workdir = Path(params.workdir) / _fingerprint(
-            params.model_dump(exclude={"fidelity"}),
-            str(_source(inputs).root),
-            inputs.subdatasets.model_dump(),
-        )
-    base, curves, tasks = meta_train_base(
-        params.base, _source(inputs), inputs.subdatasets, params.n_epochs, params.seed, workdir
-    )
-    checkpoint = base_checkpoint(base, params.model_dump(), tasks)
-    return checkpoint, curves_frame(curves, tasks, params.base.tasks_per_epoch), pd.DataFrame()
+class MetaNetwork(Protocol):
+    """A meta-learner trained by gradient on the tasks' images rather than by searching, so not
+    an ask/tell searcher of ``SEARCHERS``: the one seam through which the stages run it.
+    Registered in :data:`META_NETWORKS` under the name ``meta_train.searcher`` /
+    ``adapt.searcher`` take; its settings are its own block of ``meta_train`` and travel in
+    its checkpoint (the ``searchers`` blocks are not read)."""
+
+    def meta_train(
+        self, params: MetaTrainParams, inputs: StageInputs
+    ) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
+        """Checkpoint (with ``searcher``: its name), per-epoch curves, no evaluations."""
+        ...
+
+    def for_target(
+        self,
+        params: TargetSearchParams,
+        task: Task,
+        inputs: StageInputs,
+        checkpoint: dict[str, Any] | None,
+        run_dir: Path | None,
+    ) -> Searcher:
+        """The meta-trained network adapted to the target: an ask/tell searcher of its space."""
+        ...
 
 
-def _base_for_target(
-    params: TargetSearchParams,
-    task: Task,
-    inputs: StageInputs,
-    checkpoint: dict[str, Any] | None,
-    run_dir: Path | None,
-) -> Searcher:
-    """BASE adapted to the target's data: a sampler of its posterior, derived cell first."""
-    if checkpoint is None or checkpoint.get("searcher") != BASE_NAME:
-        held = None if checkpoint is None else checkpoint.get("searcher")
-        raise ValueError(f"searcher: base adapts a BASE meta_checkpoint (this one holds {held!r})")
-    if task.space.name != "nb201":  # detection/segmentation search resblock backbones
-        raise ValueError(
-            "searcher: base derives NB201 cells: use task nb201, or task subdataset with "
-            "trained_task.space.name: nb201"
+class BASEMetaNetwork:
+    """BASE (``bayes/``): Reptile over sub-dataset tasks; adapted, a posterior sampler."""
+
+    name = "base"
+
+    def meta_train(
+        self, params: MetaTrainParams, inputs: StageInputs
+    ) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
+        if params.tasks != "subdatasets":
+            raise ValueError(
+                "meta_train.tasks: BASE trains its supernet on images; allowed: subdatasets"
+            )
+        workdir = None
+        if params.workdir is not None:
+            workdir = Path(params.workdir) / _fingerprint(
+                params.model_dump(exclude={"fidelity"}),
+                str(_source(inputs).root),
+                inputs.subdatasets.model_dump(),
+            )
+        base, curves, tasks = meta_train_base(
+            params.base, _source(inputs), inputs.subdatasets, params.n_epochs, params.seed, workdir
         )
-    if checkpoint["space"] != SPACE_IDENTITY:
-        raise ValueError(f"the meta_train checkpoint is for {checkpoint['space']}")
-    cache = run_dir / "posterior.pt" if run_dir is not None else None
-    actions, phi, info = adapt_base(
-        checkpoint, _source(inputs), inputs.subdatasets, params.target, params.seed, cache
-    )
-    log.info("BASE adapted on %s: derived %s", info["target"], task.space.decode(actions))
-    return PosteriorSampler(task.space, actions, phi, params.seed)
+        checkpoint = base_checkpoint(base, params.model_dump(), tasks)
+        frame = curves_frame(curves, tasks, params.base.tasks_per_epoch)
+        return checkpoint, frame, pd.DataFrame()
+
+    def for_target(
+        self,
+        params: TargetSearchParams,
+        task: Task,
+        inputs: StageInputs,
+        checkpoint: dict[str, Any] | None,
+        run_dir: Path | None,
+    ) -> Searcher:
+        """A sampler of BASE's posterior on the target's data, the derived cell first."""
+        if checkpoint is None or checkpoint.get("searcher") != self.name:
+            held = None if checkpoint is None else checkpoint.get("searcher")
+            raise ValueError(
+                f"searcher: base adapts a BASE meta_checkpoint (this one holds {held!r})"
+            )
+        if task.space.name != "nb201":  # detection/segmentation search resblock backbones
+            raise ValueError(
+                "searcher: base derives NB201 cells: use task nb201, or task subdataset with "
+                "trained_task.space.name: nb201"
+            )
+        if checkpoint["space"] != SPACE_IDENTITY:
+            raise ValueError(f"the meta_train checkpoint is for {checkpoint['space']}")
+        cache = run_dir / "posterior.pt" if run_dir is not None else None
+        actions, phi, info = adapt_base(
+            checkpoint, _source(inputs), inputs.subdatasets, params.target, params.seed, cache
+        )
+        log.info("BASE adapted on %s: derived %s", info["target"], task.space.decode(actions))
+        return PosteriorSampler(task.space, actions, phi, params.seed)
+
+
+META_NETWORKS: dict[str, MetaNetwork] = {BASEMetaNetwork.name: BASEMetaNetwork()}
+
+
+def stage_searcher_config(settings: BaseModel, name: str) -> SearcherConfig:
+    """The ``searchers`` block of ``name``; a meta-network's settings are its own (empty)."""
+    return SearcherConfig() if name in META_NETWORKS else searcher_config(settings, name)
 
 
 def _searcher_for_target(
@@ -438,8 +474,10 @@ def run_target_search(
     identity = inputs.space_identity(tabular)
     if isinstance(space, NASFPNSpace):  # a neck, not trained_task.space
         identity = {"name": space.name, "cells": space.cells, "levels": list(space.levels)}
-    if params.searcher == BASE_NAME:
-        searcher = _base_for_target(params, task, inputs, checkpoint, run_dir)
+    if params.searcher in META_NETWORKS:
+        searcher = META_NETWORKS[params.searcher].for_target(
+            params, task, inputs, checkpoint, run_dir
+        )
     else:
         searcher = _searcher_for_target(
             params, space, identity, searcher_config, checkpoint, task.name

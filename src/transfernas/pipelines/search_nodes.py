@@ -8,18 +8,17 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from transfernas.config import searcher_config, validate_params, validate_searchers
+from transfernas.config import validate_params, validate_searchers
 from transfernas.data.build import SubdatasetParams
 from transfernas.downstream import KINDS
 from transfernas.executors import ExecutorConfig
 from transfernas.plots import search_figure
-from transfernas.searchers import SearcherConfig
 from transfernas.stages import (
-    BASE_NAME,
     StageInputs,
     TargetSearchParams,
     best_architecture,
     run_target_search,
+    stage_searcher_config,
 )
 from transfernas.tasks.subdataset import Source, TrainedTaskParams
 
@@ -71,12 +70,7 @@ def target_search(
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     config = validate_params(TargetSearchParams, params, key)
     settings = validate_searchers(searchers)
-    # BASE's settings travel in its meta_checkpoint; registry searchers read `searchers`
-    hyper = (
-        SearcherConfig()
-        if config.searcher == BASE_NAME
-        else searcher_config(settings, config.searcher)
-    )
+    hyper = stage_searcher_config(settings, config.searcher)
     history, task = run_target_search(config, hyper, inputs, checkpoint)
     return history.to_frame(), best_architecture(history, config, task, nb201_200epoch)
 

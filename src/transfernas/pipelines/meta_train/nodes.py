@@ -8,17 +8,16 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
-from transfernas.config import searcher_config, validate_params, validate_searchers
+from transfernas.config import validate_params, validate_searchers
 from transfernas.environment import machine_info
 from transfernas.fidelity import nb201_spearman
 from transfernas.pipelines.search_nodes import metric_histories, stage_inputs
 from transfernas.plots import meta_training_figure
-from transfernas.searchers import SearcherConfig
 from transfernas.stages import (
-    BASE_NAME,
     MetaTrainParams,
     meta_reward_fidelity,
     run_meta_training,
+    stage_searcher_config,
 )
 from transfernas.tasks.subdataset import Source
 
@@ -58,15 +57,13 @@ def meta_train_agent(
     config = validate_params(MetaTrainParams, params, "meta_train")
     settings = validate_searchers(searchers)
     inputs = stage_inputs(nb201_12epoch, source, subdatasets, trained_task, executor)
-    # BASE's settings are meta_train.base; registry searchers read `searchers`
-    base = config.searcher == BASE_NAME
-    hyper = SearcherConfig() if base else searcher_config(settings, config.searcher)
+    hyper = stage_searcher_config(settings, config.searcher)
     checkpoint, curves, evaluations = run_meta_training(config, hyper, inputs)
     manifest = {k: v for k, v in checkpoint.items() if k != "networks"}
     manifest["machine"] = machine_info()
     if config.tasks != "nb201":
         manifest["trained_task"] = inputs.trained_task.model_dump()
-        # BASE evaluates nothing while meta-training: its frame is empty
+        # a meta-network (BASE) evaluates nothing while meta-training: its frame is empty
         ok = evaluations[evaluations["status"] == "ok"] if len(evaluations) else None
         if (
             inputs.trained_task.space.name == "nb201"
@@ -129,7 +126,7 @@ def meta_train_report(
         for name in CURVE_METRICS
         if name in curves
     }
-    if len(evaluations):  # BASE evaluates no candidate while meta-training
+    if len(evaluations):  # a meta-network (BASE) evaluates no candidate while meta-training
         n_search = int(evaluations["step"].max()) + 1
         step = evaluations["trial"] * n_search + evaluations["step"]
         metrics |= {f"evaluation.{k}": v for k, v in metric_histories(evaluations, step).items()}
