@@ -48,6 +48,7 @@ from transfernas.tasks.trained import RewardConfig
 from transfernas.tasks.zero_cost import PROXIES, feature
 
 SAMPLE_SEED = 20261203  # fixed before any result
+DEFAULT_SOURCE = str(ROOT / "data/01_raw/imagenet_sample")
 _TASKS: dict[str, Any] = {}
 
 
@@ -106,7 +107,7 @@ def _run(job: tuple[str, int, list[int]]) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--archs", type=int, default=30)
-    parser.add_argument("--source", default=str(ROOT / "data/01_raw/imagenet_sample"))
+    parser.add_argument("--source", default=DEFAULT_SOURCE)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
         "--workdir", type=Path, default=ROOT / "data/02_intermediate/resblock_fidelity"
@@ -169,10 +170,12 @@ def main() -> None:
         )
     table = pd.DataFrame(rows)
     info = machine_info()
+    flags = [f"--archs {args.archs}"] + [f"--space {args.space}"] * bool(args.space)
+    flags += [f"--source {args.source}"] * (args.source != DEFAULT_SOURCE)
     md = (
         f"## {space.name} space: default reward vs a 4× longer training\n\n"
         + table.to_markdown(index=False, floatfmt=".3f")
-        + f"\n\n{args.archs} architectures of the default space ({params.space.model_dump()}), "
+        + f"\n\n{args.archs} architectures of the space {params.space.model_dump()}, "
         f"sampled with seed {SAMPLE_SEED}, trained on every class of `{Path(args.source).name}` "
         f"at 16 px: {params.training.epochs} epochs (the default reward's schedule) vs "
         f"{4 * params.training.epochs} epochs (reference); ρ/τ against the reference's "
@@ -183,8 +186,7 @@ def main() -> None:
         "Zero-cost seconds: the six proxies' total / 6. Machine: "
         f"{info['cpu']}, {info['cpu_count']} cores, 1 thread per network, {args.workers} at "
         f"once; this invocation {wall_s / 60:.1f} min. Command: "
-        f"`.venv/bin/python benchmarks/resblock_fidelity.py --archs {args.archs}"
-        + (f" --space {args.space}`.\n" if args.space else "`.\n")
+        f"`.venv/bin/python benchmarks/resblock_fidelity.py {' '.join(flags)}`.\n"
     )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{space.name}_fidelity.md").write_text(md)
