@@ -28,7 +28,7 @@ Kendall τ of both on held-out NB201 cells: benchmarks/results/pnas_surrogates.m
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import pairwise
 from typing import Any, Literal
 
@@ -80,10 +80,20 @@ class Ensemble(nn.Module):
         return h.squeeze(2)
 
 
-def _minibatches(n_rows: int, config: PNASConfig, rng: np.random.Generator):
-    """``train_steps`` random row indices of ``batch_size`` (a fit costs O(1) in N)."""
+def _adam_steps(
+    opt: torch.optim.Optimizer,
+    loss_of: Callable[[torch.Tensor], torch.Tensor],
+    n_rows: int,
+    config: PNASConfig,
+    rng: np.random.Generator,
+) -> None:
+    """``train_steps`` steps, each on ``batch_size`` random rows (a fit costs O(1) in N)."""
     for _ in range(config.train_steps):
-        yield torch.from_numpy(rng.integers(n_rows, size=min(config.batch_size, n_rows)))
+        rows = torch.from_numpy(rng.integers(n_rows, size=min(config.batch_size, n_rows)))
+        loss = loss_of(rows)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
 
 
 class EnsembleSurrogate:
@@ -108,13 +118,14 @@ class EnsembleSurrogate:
         sd = rewards.std()
         y = (rewards - rewards.mean()) / (sd if sd > 0 else 1.0)
         target = torch.as_tensor(y[groups], dtype=torch.float32)
-        opt = torch.optim.Adam(self.model.parameters(), lr=c.learning_rate, fused=True)
-        for rows in _minibatches(len(x), c, rng):
-            err = (self.model(x[rows]) - target[rows]) ** 2
-            loss = (weights[:, rows] * err).sum() / weights[:, rows].sum().clamp(min=1)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        model = self.model
+
+        def loss_of(rows: torch.Tensor) -> torch.Tensor:
+            err = (model(x[rows]) - target[rows]) ** 2
+            return (weights[:, rows] * err).sum() / weights[:, rows].sum().clamp(min=1)
+
+        opt = torch.optim.Adam(model.parameters(), lr=c.learning_rate, fused=True)
+        _adam_steps(opt, loss_of, len(x), c, rng)
 
     def predict(self, actions: np.ndarray) -> np.ndarray:
         assert self.model is not None, "fit the surrogate first"
@@ -165,12 +176,9 @@ class LSTMSurrogate:
         span = rewards.max() - rewards.min()
         y = (rewards - rewards.min()) / (span if span > 0 else 1.0)
         target = torch.as_tensor(y[groups], dtype=torch.float32)
-        opt = torch.optim.Adam(self.model.parameters(), lr=c.learning_rate)
-        for rows in _minibatches(len(x), c, rng):
-            loss = ((self.model(x[rows]) - target[rows]) ** 2).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        model = self.model
+        opt = torch.optim.Adam(model.parameters(), lr=c.learning_rate)
+        _adam_steps(opt, lambda rows: ((model(x[rows]) - target[rows]) ** 2).mean(), len(x), c, rng)
 
     def predict(self, actions: np.ndarray) -> np.ndarray:
         assert self.model is not None, "fit the surrogate first"
