@@ -72,3 +72,30 @@ def test_fingerprint_is_per_method():
     assert base.fingerprint("catch-meta") != _check({"meta": {"n_epochs": 3}}).fingerprint(
         "catch-meta"
     )
+
+
+@pytest.mark.parametrize(
+    ("space", "expected"),
+    [
+        ({"name": "nasnet", "blocks": 0}, "trained_task.space.blocks: Input should be greater than or equal to 1"),
+        ({"name": "nasfpn"}, "trained_task.space: Input tag 'nasfpn' found using 'name' does not match any of the expected tags: 'resblock', 'nb201', 'nasnet'"),
+        ({"name": "nasnet", "channels": 8, "depth": 3}, "trained_task.space.depth: unknown key; allowed keys: name, blocks, channels, cells, stages"),
+    ],
+)  # fmt: skip
+def test_space_parameters_are_checked_by_the_registry(space, expected):
+    from transfernas.tasks.subdataset import TrainedTaskParams
+
+    with pytest.raises(ParameterError) as err:
+        validate_params(TrainedTaskParams, {"space": space}, "trained_task")
+    assert expected in str(err.value)
+
+
+def test_switching_space_drops_the_other_spaces_keys():
+    """conf/base's resblock keys stay merged under a --params space switch (Kedro merges by key)."""
+    from transfernas.tasks.subdataset import TrainedTaskParams
+
+    space = {"name": "nasnet", "block": "basic", "stem": "small", "channel_scale": 0.25, "cells": 2}
+    params = validate_params(TrainedTaskParams, {"space": space}, "trained_task")
+    assert params.space.model_dump() == {
+        "name": "nasnet", "blocks": 5, "channels": 16, "cells": 2, "stages": 3
+    }  # fmt: skip
