@@ -1,6 +1,7 @@
 """Every registered search space honours the SearchSpace contract, and every registered
 searcher runs on every registered space without knowing it."""
 
+import io
 import zlib
 
 import numpy as np
@@ -102,7 +103,16 @@ def _drive(searcher, space, steps=4):
 @pytest.mark.parametrize("searcher", sorted(SEARCHERS))
 @pytest.mark.parametrize("name", sorted(SPACES))
 def test_every_searcher_searches_every_space(searcher, name):
+    """Valid candidates, the same history under one seed, and an exact resume from a saved
+    state (weights_only torch format) — the contract of tests/test_searchers.py, per space."""
     space = _space(name)
-    first = _drive(make_searcher(searcher, space, None, seed=5), space)
+    ref = make_searcher(searcher, space, None, seed=5)
+    first = _drive(ref, space)
     assert all(is_valid(space, c) for c in first)
     assert _drive(make_searcher(searcher, space, None, seed=5), space) == first
+    buf = io.BytesIO()
+    torch.save(ref.state_dict(), buf)
+    buf.seek(0)
+    resumed = make_searcher(searcher, space, None, seed=5)
+    resumed.load_state_dict(torch.load(buf, weights_only=True))
+    assert _drive(resumed, space, 2) == _drive(ref, space, 2)
