@@ -127,7 +127,9 @@ class NASNetSpace(SearchSpace):
 
     name = "nasnet"
 
-    def __init__(self, blocks: int = 5, channels: int = 16, cells: int = 1, stages: int = 3):
+    def __init__(
+        self, blocks: int = 5, channels: int = 16, cells: int = 1, stages: int = 3
+    ) -> None:
         if blocks < 1 or channels < 1 or cells < 1 or stages < 1:
             raise ValueError(
                 f"nasnet blocks, channels, cells, stages must be >= 1, got "
@@ -198,7 +200,14 @@ class NASNetSpaceParams(SpaceParams):
 # ---- torch modules ---------------------------------------------------------------------------
 
 
-def relu_conv_bn(c: int, c_out: int, kernel: tuple[int, int], stride: int = 1, dilation: int = 1):
+def relu_conv_bn(
+    c: int,
+    c_out: int,
+    kernel: tuple[int, int],
+    stride: int | tuple[int, int] = 1,
+    dilation: int = 1,
+) -> list[nn.Module]:
+    """ReLU, conv (same padding), BN as a list, so factorized convs can splice two of them."""
     pad = (dilation * (kernel[0] // 2), dilation * (kernel[1] // 2))
     return [
         nn.ReLU(inplace=False),
