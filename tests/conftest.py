@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from transfernas.spaces.base import SearchSpace
 from transfernas.tasks.tabular import NB201Table
@@ -75,3 +77,16 @@ class ToyTask:
 @pytest.fixture
 def toy_space() -> ToyMaskedSpace:
     return ToyMaskedSpace()
+
+
+def reloaded(searcher, name: str, space, seed: int):
+    """A fresh searcher loaded from ``searcher``'s state saved in the weights_only torch
+    format (what checkpoints use): continuing it must equal never stopping."""
+    from transfernas.searchers import make_searcher
+
+    buf = io.BytesIO()
+    torch.save(searcher.state_dict(), buf)
+    buf.seek(0)
+    resumed = make_searcher(name, space, None, seed=seed)
+    resumed.load_state_dict(torch.load(buf, weights_only=True))
+    return resumed

@@ -1,7 +1,5 @@
 """Every registered searcher honours the ask/tell contract; REA ages; REINFORCE learns."""
 
-import io
-
 import numpy as np
 import pytest
 import torch
@@ -11,7 +9,7 @@ from transfernas.searchers.evolution import REAConfig, RegularizedEvolution
 from transfernas.searchers.reinforce import Reinforce
 from transfernas.spaces import NB201Space, is_valid
 
-from .conftest import ToyTask
+from .conftest import ToyTask, reloaded
 
 NAMES = sorted(SEARCHERS)
 
@@ -52,11 +50,7 @@ def test_state_dict_resumes_exactly(name, toy_space):
     task = ToyTask(toy_space)
     ref = make_searcher(name, toy_space, None, seed=3)
     _drive(ref, task, 15)
-    buf = io.BytesIO()
-    torch.save(ref.state_dict(), buf)
-    buf.seek(0)
-    resumed = make_searcher(name, toy_space, None, seed=3)
-    resumed.load_state_dict(torch.load(buf, weights_only=True))
+    resumed = reloaded(ref, name, toy_space, seed=3)
     assert _drive(resumed, task, 15) == _drive(ref, task, 15)
 
 

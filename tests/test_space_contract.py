@@ -1,7 +1,6 @@
 """Every registered search space honours the SearchSpace contract, and every registered
 searcher runs on every registered space without knowing it."""
 
-import io
 import zlib
 
 import numpy as np
@@ -10,6 +9,8 @@ import torch
 
 from transfernas.searchers import SEARCHERS, make_searcher
 from transfernas.spaces import SPACES, is_valid, mutate_actions, space_params
+
+from .conftest import reloaded
 
 # small networks for the build checks; a space missing here is tested with its defaults
 SMALL = {
@@ -110,9 +111,4 @@ def test_every_searcher_searches_every_space(searcher, name):
     first = _drive(ref, space)
     assert all(is_valid(space, c) for c in first)
     assert _drive(make_searcher(searcher, space, None, seed=5), space) == first
-    buf = io.BytesIO()
-    torch.save(ref.state_dict(), buf)
-    buf.seek(0)
-    resumed = make_searcher(searcher, space, None, seed=5)
-    resumed.load_state_dict(torch.load(buf, weights_only=True))
-    assert _drive(resumed, space, 2) == _drive(ref, space, 2)
+    assert _drive(reloaded(ref, searcher, space, 5), space, 2) == _drive(ref, space, 2)
