@@ -187,6 +187,11 @@ def test_bad_parameter_is_named(project, override, expected):
             "search.dataset=mnist",
             "search.dataset: Input should be 'cifar10-valid', 'cifar100' or 'ImageNet16-120'",
         ),
+        (
+            "subdatasets",
+            "imagenet_root=/nonexistent/imagenet",
+            "imagenet_root /nonexistent/imagenet: neither an ImageNet tree",
+        ),
     ],
 )
 def test_bad_stage_parameter_is_named(request, pipeline, override, expected):

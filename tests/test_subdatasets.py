@@ -299,3 +299,20 @@ def test_embedded_sample_rebuilds_byte_for_byte(tmp_path):
     files = sorted(p.relative_to(SAMPLE) for p in SAMPLE.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
     assert all((SAMPLE / f).read_bytes() == (out / f).read_bytes() for f in files)
+
+
+def test_imagenet_dataset_tells_a_tree_from_batches(tmp_path):
+    """``imagenet_root`` may name either layout; a folder with neither is named in the error."""
+    from kedro.io import DatasetError
+
+    from transfernas.data.sources import DownsampledSource
+    from transfernas.pipelines.io import ImageNetDataset
+
+    tree = ImageNetDataset(path=str(_tree(tmp_path, n_classes=3, per_class=2))).load()
+    assert isinstance(tree, ImageFolderSource) and len(tree.classes) == 3
+    batches = ImageNetDataset(path=str(_batches(tmp_path))).load()
+    assert isinstance(batches, DownsampledSource) and len(batches.classes) == 5
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="empty: neither an ImageNet tree") as err:
+        ImageNetDataset(path=str(tmp_path / "empty")).load()
+    assert isinstance(err.value.__cause__, SourceError)

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from kedro.io import AbstractDataset
 
-from transfernas.data.sources import DownsampledSource, ImageFolderSource
+from transfernas.data.sources import DownsampledSource, ImageFolderSource, SourceError
 from transfernas.search import save_checkpoint
 
 
@@ -34,54 +34,46 @@ class TorchStateDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
         return {"filepath": str(self._filepath)}
 
 
-class ImageTreeDataset(AbstractDataset[ImageFolderSource, None]):
-    """Read-only: an ImageNet-style folder tree, loaded as a lazy ``ImageFolderSource``."""
-
-    def __init__(
-        self, *, path: str, label_file: str | None = None, metadata: dict[str, Any] | None = None
-    ):
-        self._path = path
-        self._label_file = label_file
-        self.metadata = metadata
-
-    def load(self) -> ImageFolderSource:
-        return ImageFolderSource(Path(self._path), self._label_file)
-
-    def save(self, data: None) -> None:
-        raise NotImplementedError("ImageTreeDataset is read-only: it points at images on disk")
-
-    def _exists(self) -> bool:
-        return (Path(self._path) / "train").is_dir()
-
-    def _describe(self) -> dict[str, Any]:
-        return {"path": self._path, "label_file": self._label_file}
-
-
-class DownsampledImageNetDataset(AbstractDataset[DownsampledSource, None]):
-    """Read-only: a folder of downsampled-ImageNet batches (Imagenet16/32/64 format)."""
+class ImageNetDataset(AbstractDataset[ImageFolderSource | DownsampledSource, None]):
+    """Read-only: ImageNet under ``path``, in either layout, told apart by what is there —
+    an ImageNet-style tree (``train/<wnid>/*.JPEG``, ``val/``) loads as a lazy
+    ``ImageFolderSource``, a folder of downsampled-ImageNet batches (Imagenet16/32/64
+    ``train_data_batch_*``, ``val_data``) as a ``DownsampledSource``. The catalog takes the
+    root at run time: ``--params imagenet_root=/data/imagenet``."""
 
     def __init__(
         self,
         *,
         path: str,
+        label_file: str | None = None,
         train_glob: str = "train_data_batch_*",
         val_glob: str = "val_data*",
         metadata: dict[str, Any] | None = None,
     ):
-        self._path, self._train_glob, self._val_glob = path, train_glob, val_glob
+        self._path, self._label_file = path, label_file
+        self._train_glob, self._val_glob = train_glob, val_glob
         self.metadata = metadata
 
-    def load(self) -> DownsampledSource:
-        return DownsampledSource(Path(self._path), self._train_glob, self._val_glob)
+    def load(self) -> ImageFolderSource | DownsampledSource:
+        root = Path(self._path)
+        if (root / "train").is_dir():
+            return ImageFolderSource(root, self._label_file)
+        if any(root.glob(self._train_glob)):
+            return DownsampledSource(root, self._train_glob, self._val_glob)
+        raise SourceError(
+            f"imagenet_root {root}: neither an ImageNet tree (train/<class>/ images) nor "
+            f"downsampled-ImageNet batches ({self._train_glob})"
+        )
 
     def save(self, data: None) -> None:
-        raise NotImplementedError("DownsampledImageNetDataset is read-only")
+        raise NotImplementedError("ImageNetDataset is read-only: it points at images on disk")
 
     def _exists(self) -> bool:
-        return any(Path(self._path).glob(self._train_glob))
+        root = Path(self._path)
+        return (root / "train").is_dir() or any(root.glob(self._train_glob))
 
     def _describe(self) -> dict[str, Any]:
-        return {"path": self._path, "train_glob": self._train_glob, "val_glob": self._val_glob}
+        return {"path": self._path, "label_file": self._label_file}
 
 
 class CocoDetectionDataset(AbstractDataset[dict[str, str], None]):
