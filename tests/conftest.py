@@ -90,3 +90,15 @@ def reloaded(searcher, name: str, space, seed: int):
     resumed = make_searcher(name, space, None, seed=seed)
     resumed.load_state_dict(torch.load(buf, weights_only=True))
     return resumed
+
+
+def learnable_images(n: int, size: int, classes: int, seed: int):
+    """``n`` random ``size``-px images whose red channel encodes the class: a trained task on
+    them is learnable in a few epochs (chance is 1 / classes)."""
+    from transfernas.tasks.trained import ImageData
+
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % classes
+    images = rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+    images[..., 0] = (labels * 255 // (classes - 1))[:, None, None]
+    return ImageData.from_arrays(images, labels)

@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from transfernas.spaces.nasnet import COMBINE, OPS, STEPS, NASNetArch, NASNetSpace
-from transfernas.tasks.trained import ImageData, RewardConfig, TrainedTask, TrainingConfig
+from transfernas.tasks.trained import RewardConfig, TrainedTask, TrainingConfig
+
+from .conftest import learnable_images
 
 GENOTYPE = (
     "normal: add(sep_conv_3x3 p1, identity p2) cat(max_pool_3x3 b0, conv_1x1 p1) "
@@ -79,12 +81,7 @@ def test_ops_reading_the_cell_inputs_have_stride_two_in_reduction_cells():
 
 
 def test_a_nasnet_candidate_trains_through_the_trained_task():
-    rng = np.random.default_rng(0)
-    labels = np.arange(96) % 3
-    images = rng.integers(0, 256, (96, 16, 16, 3), dtype=np.uint8)
-    images[..., 0] = (labels * 127)[:, None, None]  # learnable: red = class
-    train = ImageData.from_arrays(images[:64], labels[:64])
-    val = ImageData.from_arrays(images[64:], labels[64:])
+    train, val = learnable_images(64, 16, 3, seed=0), learnable_images(32, 16, 3, seed=1)
     space = NASNetSpace(blocks=2, channels=4)
     config = TrainingConfig(epochs=4, batch_size=32, crop_padding=0)
     task = TrainedTask("toy", space, train, val, 3, config, RewardConfig(measure_latency=False))

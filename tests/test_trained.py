@@ -11,7 +11,6 @@ from transfernas.tasks.latency import LatencyConfig, measure_latency
 from transfernas.tasks.trained import (
     MEAN,
     STD,
-    ImageData,
     RewardConfig,
     TrainedTask,
     TrainingConfig,
@@ -20,13 +19,7 @@ from transfernas.tasks.trained import (
     train_model,
 )
 
-
-def _data(n: int, size: int, classes: int, seed: int) -> ImageData:
-    rng = np.random.default_rng(seed)
-    labels = np.arange(n) % classes
-    images = rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
-    images[..., 0] = (labels * 255 // (classes - 1))[:, None, None]  # learnable: red = class
-    return ImageData.from_arrays(images, labels)
+from .conftest import learnable_images
 
 
 def test_augment_batch_equals_a_per_sample_crop_and_flip():
@@ -68,7 +61,7 @@ def test_nb201_network_drops_zero_edges_and_trains_every_cell():
 
 
 def test_trained_task_is_seeded_by_architecture_and_learns():
-    train, val = _data(96, 8, 3, 0), _data(48, 8, 3, 1)
+    train, val = learnable_images(96, 8, 3, 0), learnable_images(48, 8, 3, 1)
     space = NB201Space(channels=4, cells=1)
     config = TrainingConfig(epochs=6, batch_size=32, crop_padding=0)
     task = TrainedTask("toy", space, train, val, 3, config, RewardConfig(measure_latency=False))
@@ -92,7 +85,7 @@ def test_trained_task_is_seeded_by_architecture_and_learns():
 
 
 def test_latency_reward_combines_accuracy_and_measured_latency():
-    train, val = _data(32, 8, 2, 0), _data(16, 8, 2, 1)
+    train, val = learnable_images(32, 8, 2, 0), learnable_images(16, 8, 2, 1)
     space = ResBlockSpace(stem="small", channel_scale=0.2)
     latency = LatencyConfig(input_size=(16, 16), repeats=5, warmup=1)
     task = TrainedTask(
@@ -125,7 +118,7 @@ def test_latency_measurement_records_its_setting():
 
 def test_training_resumes_from_its_checkpoint_as_if_never_killed(tmp_path):
     """A run killed after epoch 1 of 3 and rerun ends with the uninterrupted run's weights."""
-    data = _data(24, 8, 3, seed=0)
+    data = learnable_images(24, 8, 3, seed=0)
     config = TrainingConfig(epochs=3, batch_size=8)
 
     def run(checkpoint=None, on_epoch=None):

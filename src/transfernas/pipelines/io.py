@@ -54,11 +54,19 @@ class ImageNetDataset(AbstractDataset[ImageFolderSource | DownsampledSource, Non
         self._train_glob, self._val_glob = train_glob, val_glob
         self.metadata = metadata
 
-    def load(self) -> ImageFolderSource | DownsampledSource:
+    def _layout(self) -> str | None:
+        """``tree``, ``batches``, or ``None`` when ``path`` holds neither."""
         root = Path(self._path)
         if (root / "train").is_dir():
+            return "tree"
+        return "batches" if any(root.glob(self._train_glob)) else None
+
+    def load(self) -> ImageFolderSource | DownsampledSource:
+        root = Path(self._path)
+        layout = self._layout()
+        if layout == "tree":
             return ImageFolderSource(root, self._label_file)
-        if any(root.glob(self._train_glob)):
+        if layout == "batches":
             return DownsampledSource(root, self._train_glob, self._val_glob)
         raise SourceError(
             f"imagenet_root {root}: neither an ImageNet tree (train/<class>/ images) nor "
@@ -69,8 +77,7 @@ class ImageNetDataset(AbstractDataset[ImageFolderSource | DownsampledSource, Non
         raise NotImplementedError("ImageNetDataset is read-only: it points at images on disk")
 
     def _exists(self) -> bool:
-        root = Path(self._path)
-        return (root / "train").is_dir() or any(root.glob(self._train_glob))
+        return self._layout() is not None
 
     def _describe(self) -> dict[str, Any]:
         return {"path": self._path, "label_file": self._label_file}
