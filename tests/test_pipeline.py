@@ -60,6 +60,7 @@ def _copy_project(dst: Path) -> Path:
         "pyproject.toml",
         ".telemetry",
         "conf/base",
+        "conf/logging.yml",
         "data/01_raw/nb201",
         "data/01_raw/imagenet_sample",
         "data/01_raw/coco_sample",

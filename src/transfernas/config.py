@@ -13,12 +13,13 @@ from typing import Annotated, Any, TypeVar, get_args
 
 from pydantic import AfterValidator, BaseModel, ValidationError, create_model
 
+from transfernas.errors import UserError
 from transfernas.searchers import SEARCHERS, SearcherConfig, check_searcher_name
 
 M = TypeVar("M", bound=BaseModel)
 
 
-class ParameterError(ValueError):
+class ParameterError(UserError, ValueError):
     """Invalid parameters; the message names each bad key and what is allowed."""
 
 

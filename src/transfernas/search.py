@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from rich.progress import Progress
 
+from transfernas.errors import UserError
 from transfernas.executors import Executor, Outcome, SerialExecutor
 from transfernas.history import History
 from transfernas.searchers.base import Searcher
@@ -26,7 +27,7 @@ from transfernas.spaces.base import SearchSpace
 from transfernas.tasks.base import Task
 
 
-class ResumeMismatchError(RuntimeError):
+class ResumeMismatchError(UserError, RuntimeError):
     """The history on disk was written by a different search than the one resuming it."""
 
 

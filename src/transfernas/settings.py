@@ -4,6 +4,8 @@ import os
 
 from kedro.config import OmegaConfigLoader
 
+from transfernas.hooks import RunTracking
+
 
 def _env_or(name: str, default: str) -> str:
     """``${env_or:VAR,default}`` in conf/: an environment variable with a fallback."""
@@ -18,3 +20,5 @@ CONFIG_LOADER_ARGS = {
     # an environment (e.g. conf/paper) overrides single nested keys, not whole blocks
     "merge_strategy": {"parameters": "soft"},
 }
+
+HOOKS = (RunTracking(),)

@@ -21,6 +21,8 @@ import numpy as np
 from cityscapesscripts.helpers.labels import labels as CITYSCAPES_LABELS
 from PIL import Image
 
+from transfernas.errors import UserError
+
 log = logging.getLogger(__name__)
 
 IMG_SUFFIX = "_leftImg8bit.png"
@@ -34,7 +36,7 @@ CLASSES = tuple(
 )
 
 
-class CityscapesLayoutError(ValueError):
+class CityscapesLayoutError(UserError, ValueError):
     """A folder or mask that does not follow the Cityscapes layout."""
 
 

@@ -12,10 +12,12 @@ from typing import Any
 
 import numpy as np
 
+from transfernas.errors import UserError
+
 REQUIRED = ("images", "annotations", "categories")
 
 
-class CocoFormatError(ValueError):
+class CocoFormatError(UserError, ValueError):
     """A COCO annotation file that cannot be trained or evaluated on as it is."""
 
 

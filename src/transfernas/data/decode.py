@@ -19,10 +19,12 @@ from typing import Literal
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from transfernas.errors import UserError
+
 Resize = Literal["squash", "center_crop"]
 
 
-class BadImage(ValueError):
+class BadImage(UserError, ValueError):
     """An input file that is not a decodable image."""
 
 

@@ -21,10 +21,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from transfernas.errors import UserError
+
 IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
 
 
-class SourceError(ValueError):
+class SourceError(UserError, ValueError):
     """A missing or malformed input: the message names the file or folder."""
 
 

@@ -1,0 +1,196 @@
+"""Kedro hooks: MLflow run tags, one child run per stage of a chained run, one log line per stage.
+
+kedro-mlflow opens one run per ``kedro run``, named after the pipeline. This hook tags it with
+what makes a run reproducible (git commit, a hash of the parameters, the machine), opens the
+experiment in MLflow's model-training view, and — when a run covers several stages, as the
+default chain does — gives each stage a nested child run named after it, so a stage's
+artifacts, metrics and parameters sit together under the one parent. When a stage's last node
+is done it logs one line: what the stage did, the files it wrote and its MLflow run id.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import logging
+import os
+import platform
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+import torch
+from kedro.framework.hooks import hook_impl
+from kedro.framework.project import pipelines as registered
+from kedro.pipeline import Pipeline
+from kedro.pipeline.node import Node
+from mlflow.tracking import MlflowClient
+
+log = logging.getLogger(__name__)
+
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+MAX_PARAM = 6000  # MLflow's limit on a parameter value; longer ones become tags
+
+
+def git_commit(project: Path) -> tuple[str, bool] | None:
+    """The checked-out commit and whether the work tree differs from it; None outside git."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=project, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head, bool(dirty)
+
+
+def params_hash(parameters: dict[str, Any]) -> str:
+    """A short digest of every parameter: two runs with the same hash ran the same config."""
+    text = json.dumps(parameters, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def machine() -> str:
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{platform.node()} · {platform.machine()} · {os.cpu_count()} CPUs · {gpu}"
+
+
+def stage_description(stage: str) -> str:
+    """The stage's one-line summary: its pipeline module's docstring after the command."""
+    path = Path(__file__).parent / "pipelines" / stage / "pipeline.py"
+    doc = ast.get_docstring(ast.parse(path.read_text())) if path.exists() else None
+    first = (doc or stage).splitlines()[0]
+    return first.split(": ", 1)[-1].rstrip(".")
+
+
+def _stage_of_nodes(pipeline: Pipeline) -> dict[str, str]:
+    """Node name → the registered stage pipeline it comes from (the first that has it)."""
+    stages: dict[str, str] = {}
+    for name in registered:
+        if name != "__default__":
+            for node in registered[name].nodes:
+                stages.setdefault(node.name, name)
+    return {node.name: stages.get(node.name, "__default__") for node in pipeline.nodes}
+
+
+def _flat_params(inputs: dict[str, Any]) -> dict[str, str]:
+    """A node's ``params:`` inputs as MLflow parameters, nested keys joined with dots."""
+    values = {k.removeprefix("params:"): v for k, v in inputs.items() if k.startswith("params:")}
+    if not values:
+        return {}
+    return {k: str(v) for k, v in pd.json_normalize(values, sep=".").iloc[0].items()}
+
+
+class RunTracking:
+    """See the module docstring; registered in ``settings.HOOKS``.
+
+    The child runs share MLflow's fluent run stack with kedro-mlflow, which re-activates the
+    pipeline's run before every node: this hook activates the stage's child after it
+    (``trylast``), closes the last child before kedro-mlflow closes the parent (``tryfirst``),
+    and after a failure restores the status of the stages that had finished (kedro-mlflow marks
+    every run on the stack failed).
+    """
+
+    def __init__(self) -> None:
+        self._stage: dict[str, str] = {}
+        self._outputs: dict[str, set[str]] = {}
+        self._left: Counter[str] = Counter()
+        self._children: dict[str, str] = {}
+        self._ended: dict[str, int] = {}
+        self._current: str | None = None
+        self._parent: str | None = None
+        self._tags: dict[str, str] = {}
+        self._project = Path.cwd()
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog) -> None:
+        self.__init__()
+        self._project = Path(run_params.get("project_path") or Path.cwd())
+        self._stage = _stage_of_nodes(pipeline)
+        self._left = Counter(self._stage.values())
+        for node in pipeline.nodes:
+            self._outputs.setdefault(self._stage[node.name], set()).update(node.outputs)
+        self._tags = {"transfernas.machine": machine()}
+        if catalog.exists("parameters"):
+            self._tags["transfernas.params_hash"] = params_hash(catalog.load("parameters"))
+        commit = git_commit(self._project)
+        if commit is not None:
+            self._tags["mlflow.source.git.commit"] = commit[0]
+            self._tags["transfernas.git_dirty"] = str(commit[1]).lower()
+
+    @property
+    def _chained(self) -> bool:
+        return len(self._left) > 1
+
+    @hook_impl(trylast=True)
+    def before_node_run(self, node: Node, inputs: dict[str, Any]) -> None:
+        run = mlflow.active_run()
+        if run is None:  # tracking switched off for this pipeline
+            return
+        if self._parent is None:
+            self._parent = run.info.run_id
+            mlflow.set_tags(self._tags)
+            MlflowClient().set_experiment_tag(run.info.experiment_id, *EXPERIMENT_KIND)
+        if not self._chained:
+            return
+        stage = self._stage[node.name]
+        if self._current not in (None, stage):
+            MlflowClient().set_terminated(self._children[self._current])
+        self._current = stage
+        if stage in self._children:
+            mlflow.start_run(run_id=self._children[stage], nested=True)
+        else:
+            child = mlflow.start_run(run_name=stage, nested=True, tags=self._tags)
+            self._children[stage] = child.info.run_id
+        for key, value in _flat_params(inputs).items():
+            if len(value) <= MAX_PARAM:
+                mlflow.log_param(key, value)
+            else:
+                mlflow.set_tag(f"param.{key}", value[:MAX_PARAM])
+
+    @hook_impl
+    def after_node_run(self, node: Node, catalog) -> None:
+        stage = self._stage.get(node.name)
+        if stage is None:
+            return
+        self._left[stage] -= 1
+        if self._left[stage] == 0:
+            self._ended[stage] = int(time.time() * 1000)
+            self._log_stage(stage, catalog)
+
+    @hook_impl(tryfirst=True)
+    def after_pipeline_run(self) -> None:
+        run = mlflow.active_run()
+        if run is not None and run.info.run_id == self._children.get(self._current or ""):
+            mlflow.end_run()  # the last stage's child; kedro-mlflow then ends the parent
+
+    @hook_impl(trylast=True)
+    def on_pipeline_error(self) -> None:
+        client = MlflowClient()
+        for stage, run_id in self._children.items():
+            if stage in self._ended:
+                client.set_terminated(run_id, "FINISHED", end_time=self._ended[stage])
+
+    def _log_stage(self, stage: str, catalog) -> None:
+        paths = []
+        for name in sorted(self._outputs.get(stage, ())):
+            filepath = getattr(catalog.get(name), "_filepath", None) if name in catalog else None
+            if filepath is not None:
+                path = Path(str(filepath))
+                if path.is_absolute() and path.is_relative_to(self._project):
+                    path = path.relative_to(self._project)
+                paths.append(str(path))
+        run_id = self._children.get(stage, self._parent) or "off"
+        where = ", ".join(paths) if paths else "no files"
+        log.info("%s: %s → %s · MLflow run %s", stage, stage_description(stage), where, run_id)
