@@ -9,9 +9,10 @@ export TRANSFERNAS_WHEELS ?= $(HOME)/.cache/transfernas/wheels
 .PHONY: install run test lint viz mlflow-ui benchmarks clean
 
 # torch first, pinned, from the machine's local wheels (a plain `torch` requirement would pull
-# a multi-GB CUDA build); then mmcv 2.1.0 with its compiled CPU ops, from a wheel that
-# scripts/build_mmcv.py builds once (~20 min on 2 cores) into $(TRANSFERNAS_WHEELS) outside the
-# clone and reuses afterwards; then the project, OpenMMLab included, pinned by requirements.lock.
+# a multi-GB CUDA build); then mmcv 2.1.0 with the compiled CPU ops mmdet and mmseg use, from a
+# wheel that scripts/build_mmcv.py builds once (~4 min on 2 cores) into $(TRANSFERNAS_WHEELS)
+# outside the clone and reuses afterwards; then the project, OpenMMLab included, pinned by
+# requirements.lock.
 $(VENV)/.installed: pyproject.toml requirements.lock scripts/build_mmcv.py
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
