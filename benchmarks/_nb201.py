@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,13 +13,11 @@ import pandas as pd
 import yaml
 
 from transfernas.benchmark import NB201BenchmarkConfig, results_markdown, run_trials, summarize
-from transfernas.data.sources import ImageFolderSource
 from transfernas.environment import machine_info
 from transfernas.tasks.tabular import NB201Table
 
 ROOT = Path(__file__).resolve().parents[1]
 RAW = ROOT / "data/01_raw/nb201"
-TINY_IMAGENET = ROOT.parent / "shared/data/tiny-imagenet/tiny-imagenet-200-subset.tar.gz"
 
 
 def parse_args(doc: str) -> argparse.Namespace:
@@ -95,16 +92,6 @@ def report(
     )
     (args.out / f"{name}.md").write_text(md)
     return md
-
-
-def tiny_imagenet(workdir: Path) -> ImageFolderSource:
-    """The Tiny-ImageNet subset of ../shared/data, extracted once into ``workdir`` (no
-    download)."""
-    root = workdir / "tiny-imagenet-200-subset"
-    if not (root / "wnids.txt").exists():
-        with tarfile.open(TINY_IMAGENET) as tar:
-            tar.extractall(workdir, filter="data")
-    return ImageFolderSource(root, label_file="val_annotations.txt")
 
 
 def base_params(stage: str) -> dict[str, Any]:

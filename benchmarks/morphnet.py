@@ -1,7 +1,7 @@
 """Does MorphNet beat uniform width scaling at equal cost? (the MorphNet paper's claim)
 
 A seed backbone of the residual space (``--arch``, small stem, ``--width`` × its channels) on a
-Tiny-ImageNet sub-dataset of ``../shared/data`` (``--classes`` classes, 32 px, built by the
+Tiny-ImageNet sub-dataset (``--data``, docs/data.md; ``--classes`` classes, 32 px, built by the
 ``subdatasets`` code). Budget: ``--budget`` × the seed's FLOPs at 32×32. For each seed:
 
 - **morphnet**: shrink from scratch with the FLOPs regulariser, expand to the budget, retrain
@@ -27,7 +27,8 @@ from typing import Any
 
 import pandas as pd
 import torch
-from _nb201 import ROOT, base_params, tiny_imagenet
+from _data import add_data_option, tiny_imagenet
+from _nb201 import ROOT, base_params
 from rich.progress import track
 from scipy import stats
 
@@ -54,6 +55,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--strength", type=float, default=10.0, help="λ for this shrink length")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=ROOT / "data/02_intermediate/morphnet")
+    add_data_option(parser)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
     return parser.parse_args()
 
@@ -87,7 +89,9 @@ def main() -> None:
         update={"out_dir": str(args.workdir / "subdatasets"), "workers": 2}
     )
     spec = target_spec(
-        tiny_imagenet(args.workdir), sub, TargetParams(n_classes=args.classes, image_size=32)
+        tiny_imagenet(args.data, args.workdir),
+        sub,
+        TargetParams(n_classes=args.classes, image_size=32),
     )
     train, val = subdataset_data(spec, sub, progress=True)
     cfg = backbone_cfg(args.arch, "basic", "small", args.width, (0, 1, 2, 3))

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _data import add_data_option
 from _nb201 import ROOT
 from scipy import stats
 
@@ -53,7 +54,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--classes", type=int, default=20, help="0 = all 149")
     parser.add_argument("--data", type=Path, default=None, help="default data/01_raw/tiny_coco_<C>")
-    parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared/data")
+    add_data_option(parser, "--source")
     parser.add_argument("--width", type=int, default=16, help="ResNet-18 base channels")
     parser.add_argument("--cells", type=int, default=7)
     parser.add_argument("--budget", type=int, default=6, help="candidates per searcher")
@@ -70,8 +71,8 @@ def dataset(args: argparse.Namespace) -> dict[str, str]:
     root = args.data or ROOT / f"data/01_raw/tiny_coco_{args.classes or 'all'}"
     if not (root / "annotations/instances_val2017.json").exists():
         subprocess.run(
-            [sys.executable, str(ROOT / "scripts/make_coco_sample.py"), "--shared",
-             str(args.shared), "--out", str(root), "--classes", str(args.classes),
+            [sys.executable, str(ROOT / "scripts/make_coco_sample.py"), "--data",
+             str(args.source), "--out", str(root), "--classes", str(args.classes),
              "--train", "100", "--val", "50", "--grid", "2"],
             check=True,
         )  # fmt: skip

@@ -2,7 +2,7 @@
 adapt on the three NAS-Bench-201 tables.
 
 Meta-training: CATCH (catch-meta) searches the NB201 cell space; meta-epoch k rewards its
-candidates on sub-dataset k of the Tiny-ImageNet subset in ../shared/data (10/20/30 random
+candidates on sub-dataset k of the Tiny-ImageNet subset (``--data``, docs/data.md; 10/20/30 random
 classes of 150, 16 px, real ImageNet images) with
 - ``--proxy zero_cost`` (default): the project's calibrated zero-cost reward
   (``trained_task.zero_cost`` of conf/base, chosen by benchmarks/proxy_fidelity.py) of the
@@ -39,7 +39,8 @@ import matplotlib.pyplot as plt
 import mlflow
 import pandas as pd
 import torch
-from _nb201 import RAW, ROOT, base_params, tiny_imagenet
+from _data import add_data_option, tiny_imagenet
+from _nb201 import RAW, ROOT, base_params
 
 from transfernas.benchmark import NB201BenchmarkConfig, results_markdown, run_trial, summarize
 from transfernas.data.build import SubdatasetParams
@@ -61,7 +62,7 @@ _TABLE: NB201Table | None = None
 def meta_train_on_subdatasets(
     args: argparse.Namespace,
 ) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame, float, TrainedTaskParams]:
-    source = tiny_imagenet(args.workdir)
+    source = tiny_imagenet(args.data, args.workdir)
     sub = SubdatasetParams(
         n_classes=[10, 20, 30],
         image_sizes=[16],
@@ -172,6 +173,7 @@ def main() -> None:
     parser.add_argument(
         "--workdir", type=Path, default=ROOT / "data/02_intermediate/nb201_transfer"
     )
+    add_data_option(parser)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)

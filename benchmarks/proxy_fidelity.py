@@ -5,7 +5,7 @@ fixed before any result; every config scores a prefix of it) is scored by
 - zero-cost proxies (``tasks/zero_cost.py``) of the NB201 network (C=16, N=5, NB201's own) at
   initialisation, on one batch of a 16 px Tiny-ImageNet sub-dataset;
 - trained proxies: the project's trainer (``tasks/trained.py``) on 16 px sub-datasets of the
-  150-class Tiny-ImageNet subset in ../shared/data, built by the ``subdatasets`` code;
+  150-class Tiny-ImageNet subset (``--data``, docs/data.md), built by the ``subdatasets`` code;
 - combinations: weighted sums of the proxies' features whose weights maximise Spearman ρ vs
   NB201's ImageNet16-120 200-epoch test accuracy on the even positions of the sample, scored
   on the odd positions only.
@@ -38,7 +38,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from _nb201 import RAW, ROOT, tiny_imagenet
+from _data import add_data_option, tiny_imagenet
+from _nb201 import RAW, ROOT
 from rich.progress import Progress
 from scipy import stats
 
@@ -108,7 +109,7 @@ def config_id(name: str, config: dict[str, Any]) -> str:
     return f"{name}@{hashlib.sha256(blob).hexdigest()[:8]}"
 
 
-def make_task(workdir: str, name: str) -> ZeroCostTask | TrainedTask:
+def make_task(data: str, workdir: str, name: str) -> ZeroCostTask | TrainedTask:
     """The proxy ``name`` as a task on its sub-dataset (built by the subdatasets code)."""
     config = ZERO_COST.get(name) or TRAINED[name]
     sub = SubdatasetParams(
@@ -120,7 +121,7 @@ def make_task(workdir: str, name: str) -> ZeroCostTask | TrainedTask:
         workers=1,
         out_dir=str(Path(workdir) / "subdatasets"),
     )
-    spec = make_spec(tiny_imagenet(Path(workdir)), sub, 0)
+    spec = make_spec(tiny_imagenet(Path(data), Path(workdir)), sub, 0)
     space = NB201SpaceParams(channels=config["channels"], cells=config["cells"])
     if name in ZERO_COST:
         weights = dict.fromkeys(config.get("proxies", PROXIES), 1.0)
@@ -134,10 +135,10 @@ def make_task(workdir: str, name: str) -> ZeroCostTask | TrainedTask:
     return trained_task(spec, sub, params, 0)
 
 
-def _init(workdir: str, name: str) -> None:
+def _init(data: str, workdir: str, name: str) -> None:
     global _TASK
     torch.set_num_threads(1)
-    _TASK = make_task(workdir, name)
+    _TASK = make_task(data, workdir, name)
 
 
 def _score(cell: int) -> dict[str, Any]:
@@ -175,11 +176,10 @@ def run_config(name: str, cells: np.ndarray, log: AppendLog, args: argparse.Name
     if not todo:
         return
     ctx = mp.get_context("spawn")
-    _init(str(args.workdir), name)  # builds the sub-dataset once, before the workers read it
+    init = (str(args.data), str(args.workdir), name)
+    _init(*init)  # builds the sub-dataset once, before the workers read it
     with (
-        ProcessPoolExecutor(
-            args.workers, ctx, initializer=_init, initargs=(str(args.workdir), name)
-        ) as pool,
+        ProcessPoolExecutor(args.workers, ctx, initializer=_init, initargs=init) as pool,
         Progress() as bar,
     ):
         job = bar.add_task(f"{name}: {len(todo)} cells", total=len(todo))
@@ -455,6 +455,7 @@ def main() -> None:
     parser.add_argument(
         "--workdir", type=Path, default=ROOT / "data/02_intermediate/proxy_fidelity"
     )
+    add_data_option(parser)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)

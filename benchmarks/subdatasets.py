@@ -1,6 +1,6 @@
 """Decode + resize throughput: our sub-dataset path vs a plain PIL baseline, same JPEGs, one run.
 
-Inputs: the 200 full-size ImageNet JPEGs of ../shared/data/imagenet-fullres-sample, listed
+Inputs: the 200 full-size ImageNet JPEGs of ``imagenet-fullres-sample/`` (``--data``, docs/data.md), listed
 ``--repeat`` times (≥ 2,000 decodes). Baseline: ``PIL.Image.open(p).convert('RGB').resize((s, s))``
 in one process. Ours: the builder's chunk decoder (DCT-domain ``draft`` + antialiased resize),
 in one process and in ``--workers`` processes (pool start-up included). Files are read once
@@ -20,13 +20,14 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from _data import FULLRES, add_data_option
 from PIL import Image
 
 from transfernas.data.decode import decode_chunk
+from transfernas.data.external import need
 from transfernas.environment import machine_info
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data" / "imagenet-fullres-sample" / "images"
 
 
 def baseline(paths: list[str], size: int) -> int:
@@ -58,9 +59,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--sizes", type=int, nargs="+", default=[16, 32, 224])
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
+    add_data_option(parser)
     args = parser.parse_args()
 
-    files = sorted(str(p) for p in SHARED.glob("*.JPEG"))
+    images = need(args.data / FULLRES, "the full-size ImageNet sample")
+    files = sorted(str(p) for p in images.glob("*.JPEG"))
     for f in files:
         Path(f).read_bytes()  # warm the page cache for both sides
     paths = files * args.repeat

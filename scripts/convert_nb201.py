@@ -2,7 +2,7 @@
 
 Run once by a maintainer, never at run time:
 
-    python scripts/convert_nb201.py --shared ../shared/data --out data/01_raw/nb201
+    python scripts/convert_nb201.py --out data/01_raw/nb201
 
 The 12-epoch source is a pandas pickle: its sha256 is checked against the value published in
 its README *before* it is unpickled. Outputs: ``nb201_12epoch.parquet`` (reward table),
@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from transfernas.data.external import external_data
 from transfernas.spaces.nb201 import N_ARCHS
 from transfernas.tasks.tabular import table_checksum
 
@@ -117,10 +118,12 @@ def convert(shared: Path, out: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shared", type=Path, default=Path("../shared/data"))
+    parser.add_argument(
+        "--data", type=Path, default=external_data(Path(__file__).resolve().parents[1])
+    )
     parser.add_argument("--out", type=Path, default=Path("data/01_raw/nb201"))
     args = parser.parse_args()
-    print(json.dumps(convert(args.shared, args.out), indent=2))
+    print(json.dumps(convert(args.data, args.out), indent=2))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Build COCO-format detection sets from the Tiny ImageNet boxes (real images, real boxes).
 
-From the Tiny ImageNet subset in ../shared/data/tiny-imagenet: ``--classes`` classes (fixed
+From the Tiny ImageNet subset archive (``--data``, docs/data.md): ``--classes`` classes (fixed
 seed; 0 = all 149 that have boxes), ``--train`` train and ``--val`` val images each, with their
 one real bounding box per image (Tiny ImageNet's ``*_boxes.txt`` and ``val_annotations.txt``)
 as COCO ``instances_{train,val}2017.json`` (COCO 2017's layout); categories are the classes
@@ -28,6 +28,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from transfernas.data.external import external_data
+
 SHA = "43066af1efb82e4b55de99e23ac3b1665565e296d64716af65b143837ad6e5df"
 TOP = "tiny-imagenet-200-subset"
 SIZE = 64  # Tiny ImageNet images are 64×64
@@ -45,7 +47,9 @@ Tiny ImageNet is derived from ImageNet: non-commercial research and educational 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shared", type=Path, default=Path("../shared/data"))
+    parser.add_argument(
+        "--data", type=Path, default=external_data(Path(__file__).resolve().parents[1])
+    )
     parser.add_argument("--out", type=Path, default=Path("data/01_raw/coco_sample"))
     parser.add_argument("--classes", type=int, default=8)
     parser.add_argument("--train", type=int, default=12)
@@ -55,7 +59,7 @@ def main() -> None:
     parser.add_argument("--empty", type=float, default=0.25, help="chance a mosaic cell is empty")
     args = parser.parse_args()
 
-    archive = args.shared / "tiny-imagenet" / "tiny-imagenet-200-subset.tar.gz"
+    archive = args.data / "tiny-imagenet" / "tiny-imagenet-200-subset.tar.gz"
     if hashlib.sha256(archive.read_bytes()).hexdigest() != SHA:
         raise SystemExit(f"{archive}: checksum differs from the published one")
     # one sequential pass: random access into a .tar.gz decompresses from the start each time

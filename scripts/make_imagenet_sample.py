@@ -1,13 +1,13 @@
 """Build the small ImageNet-format sample shipped in data/01_raw/imagenet_sample/.
 
-From the Tiny ImageNet subset in ../shared/data/tiny-imagenet (real ImageNet images, 64×64):
+From the Tiny ImageNet subset archive (``--data``, docs/data.md; real ImageNet images, 64×64):
 ``--classes`` classes chosen with a fixed seed, ``--train`` train and ``--val`` val images each,
 written as an ImageNet-style tree ``train/<wnid>/*.JPEG`` and ``val/<wnid>/*.JPEG`` (bytes
 copied unchanged), plus ``wnids.txt``/``words.txt`` lines of those classes and README.md with
 the origin and license note. The defaults rebuild the committed sample byte for byte
-(``tests/test_subdatasets.py`` checks it when ../shared/data is there).
+(``tests/test_subdatasets.py`` checks it when the archive is there).
 
-    python scripts/make_imagenet_sample.py --shared ../shared/data --out data/01_raw/imagenet_sample
+    python scripts/make_imagenet_sample.py --out data/01_raw/imagenet_sample
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import random
 import tarfile
 from collections import defaultdict
 from pathlib import Path
+
+from transfernas.data.external import external_data
 
 SHA = "43066af1efb82e4b55de99e23ac3b1665565e296d64716af65b143837ad6e5df"
 TOP = "tiny-imagenet-200-subset"
@@ -41,7 +43,9 @@ educational use only. Keep this note with any copy.
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shared", type=Path, default=Path("../shared/data"))
+    parser.add_argument(
+        "--data", type=Path, default=external_data(Path(__file__).resolve().parents[1])
+    )
     parser.add_argument("--out", type=Path, default=Path("data/01_raw/imagenet_sample"))
     parser.add_argument("--classes", type=int, default=40)
     parser.add_argument("--train", type=int, default=40)
@@ -49,7 +53,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=20261124)
     args = parser.parse_args()
 
-    archive = args.shared / "tiny-imagenet" / "tiny-imagenet-200-subset.tar.gz"
+    archive = args.data / "tiny-imagenet" / "tiny-imagenet-200-subset.tar.gz"
     data = archive.read_bytes()
     if hashlib.sha256(data).hexdigest() != SHA:
         raise SystemExit(f"{archive}: checksum differs from the published one")

@@ -188,7 +188,7 @@ def test_mosaic_detection_set_rebuilds_byte_for_byte_with_real_boxes(tmp_path):
     def build(out):
         args = ["--classes", "4", "--train", "6", "--val", "3", "--grid", "2"]
         script = str(ROOT / "scripts/make_coco_sample.py")
-        cmd = [sys.executable, script, "--shared", str(SHARED), "--out", str(out), *args]
+        cmd = [sys.executable, script, "--data", str(SHARED), "--out", str(out), *args]
         subprocess.run(cmd, check=True, capture_output=True)
         return {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
 

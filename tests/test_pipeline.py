@@ -114,8 +114,26 @@ def test_outputs_written(project, tiny_run):
         assert (project / "data/08_reporting" / png).stat().st_size > 10_000
 
 
+def test_a_run_logs_no_warning_and_one_line_for_the_stage(project, tiny_run):
+    output = tiny_run.stdout + tiny_run.stderr
+    assert not [line for line in output.splitlines() if "warning" in line.lower()], output
+    _, run = _mlflow_run(project, "nb201_benchmark")
+    line = " ".join(output.split())
+    assert (
+        "nb201_benchmark: searchers compared on NAS-Bench-201 tables → "
+        "data/08_reporting/nb201_best_so_far.csv" in line
+    )
+    assert "data/07_model_output/nb201_histories.parquet" in line
+    assert f"MLflow run {run.info.run_id}" in line
+
+
 def test_mlflow_run_has_params_metrics_artifacts(project, tiny_run):
     client, run = _mlflow_run(project, "nb201_benchmark")
+    tags = run.data.tags
+    assert len(tags["transfernas.params_hash"]) == 16 and "CPUs" in tags["transfernas.machine"]
+    assert "mlflow.parentRunId" not in tags  # one stage: one run, no children
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     assert run.data.params["nb201_benchmark.n_trials"] == "3"
     assert run.data.params["searchers.rea.population_size"] == "10"
     assert "nb201.cifar100.rea.optimum_hit_rate" in run.data.metrics
@@ -161,8 +179,21 @@ def test_rerun_reuses_finished_trials(project, tiny_run):
 )
 def test_bad_parameter_is_named(project, override, expected):
     result = _kedro(project, "run", "--pipeline", "nb201_benchmark", "--params", override)
-    assert result.returncode != 0
-    assert expected in " ".join((result.stdout + result.stderr).split())
+    _assert_short_error(result, expected)
+
+
+def _assert_short_error(result: subprocess.CompletedProcess, expected: str) -> None:
+    """Exit 2, the project's message naming the key, no traceback, one screen in all."""
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output[-3000:]
+    assert expected in " ".join(output.split())
+    assert "Traceback" not in output and len(output.splitlines()) <= 40, output
+
+
+def test_verbose_shows_the_traceback(project):
+    override = "nb201_benchmark.budget=-5"
+    result = _kedro(project, "run", "--pipeline", "nb201_benchmark", "--params", override, "-v")
+    assert result.returncode == 1 and "Traceback" in result.stdout + result.stderr
 
 
 @pytest.mark.parametrize(
@@ -199,8 +230,7 @@ def test_bad_stage_parameter_is_named(request, pipeline, override, expected):
     # meta_train reads the subdatasets stage's manifests: run it where that stage has run
     project = request.getfixturevalue("chain" if pipeline == "meta_train" else "project")
     result = _kedro(project, "run", "--pipeline", pipeline, "--params", override)
-    assert result.returncode != 0
-    assert expected in " ".join((result.stdout + result.stderr).split())
+    _assert_short_error(result, expected)
 
 
 # trained sub-dataset tasks (the defaults), shrunk: 1 epoch, 16 px, few evaluations
@@ -322,6 +352,40 @@ def test_table_target_search_outputs_and_mlflow(table_chain, nb201_200, stage):
     assert f"{stage}/{stage}_history.parquet" in {
         a.path for a in client.list_artifacts(run.info.run_id, stage)
     }
+
+
+def test_a_run_of_several_stages_has_a_child_run_per_stage(table_chain):
+    """As the default chain does: one parent run, each stage a child named after it, all tagged."""
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "scratch"]):
+        subprocess.run([*git, *args], cwd=table_chain, check=True, capture_output=True)
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=table_chain, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    params = ",".join(p for _, p in TABLE_STAGES[2:])
+    result = _kedro(table_chain, "run", "--pipelines", "adapt,search", "--params", params)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    client = MlflowClient(tracking_uri=f"sqlite:///{table_chain}/mlflow.db")
+    exp = client.get_experiment_by_name("transfernas")
+    (parent,) = client.search_runs([exp.experiment_id], "tags.mlflow.runName LIKE '%+%'")
+    children = client.search_runs(
+        [exp.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    assert {c.info.run_name for c in children} == {"adapt", "search"}
+    for run in (parent, *children):
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["mlflow.source.git.commit"] == head
+        assert (
+            run.data.tags["transfernas.params_hash"] == parent.data.tags["transfernas.params_hash"]
+        )
+    output = " ".join((result.stdout + result.stderr).split())
+    for child in children:
+        stage = child.info.run_name
+        assert child.data.params[f"{stage}.budget"] == "12"  # the stage's own parameters
+        artifacts = {a.path for a in client.list_artifacts(child.info.run_id, stage)}
+        assert f"{stage}/{stage}_history.parquet" in artifacts
+        assert f"MLflow run {child.info.run_id}" in output
+    assert not client.list_artifacts(parent.info.run_id, "adapt")
 
 
 def test_adapt_rerun_resumes_without_new_evaluations(chain):
@@ -545,7 +609,7 @@ def test_nasfpn_neck_search_through_kedro(tmp_path_factory):
     detection set (the benchmark's set at 4 classes), selected with coco_root."""
     project = _copy_project(tmp_path_factory.mktemp("nasfpn"))
     coco = project / "data/01_raw/tiny_coco"
-    build = [sys.executable, str(ROOT / "scripts/make_coco_sample.py"), "--shared",
+    build = [sys.executable, str(ROOT / "scripts/make_coco_sample.py"), "--data",
              str(SHARED_ARCHIVE.parents[1]), "--out", str(coco), "--classes", "4",
              "--train", "6", "--val", "3", "--grid", "2"]  # fmt: skip
     subprocess.run(build, check=True, capture_output=True)

@@ -288,7 +288,7 @@ def test_embedded_sample_rebuilds_byte_for_byte(tmp_path):
         [
             sys.executable,
             str(ROOT / "scripts/make_imagenet_sample.py"),
-            "--shared",
+            "--data",
             str(SHARED_ARCHIVE.parents[1]),
             "--out",
             str(out),

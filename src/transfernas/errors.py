@@ -14,12 +14,13 @@ class UserError(Exception):
 
 
 def user_error(exc: BaseException) -> UserError | None:
-    """The first :class:`UserError` in ``exc``'s cause chain (Kedro wraps dataset errors)."""
+    """The first :class:`UserError` in the chain a traceback would show (Kedro wraps errors)."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         if isinstance(current, UserError):
             return current
         seen.add(id(current))
-        current = current.__cause__ or current.__context__
+        suppressed = current.__suppress_context__
+        current = current.__cause__ or (None if suppressed else current.__context__)
     return None

@@ -1,0 +1,131 @@
+"""`kedro run`'s short errors: a UserError exits 2 with its message, anything else keeps its
+traceback; and the hook's helpers (git commit, parameter hash, stage descriptions)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from kedro.framework.cli.project import run as kedro_run
+from kedro.io import DatasetError
+
+from transfernas import cli as project_cli
+from transfernas.config import ParameterError
+from transfernas.data.cityscapes import CityscapesLayoutError
+from transfernas.data.coco import CocoFormatError
+from transfernas.data.sources import SourceError
+from transfernas.errors import UserError, user_error
+from transfernas.hooks import git_commit, params_hash, stage_description
+from transfernas.search import ResumeMismatchError
+
+from .conftest import ROOT
+
+
+def _wrapped(error: Exception) -> DatasetError:
+    """As Kedro raises a dataset's error: a DatasetError whose cause is the project's."""
+    try:
+        raise DatasetError("Failed while loading data from dataset imagenet_source") from error
+    except DatasetError as wrapped:
+        return wrapped
+
+
+ERRORS = [
+    ParameterError("invalid parameters:\n  adapt.budget: Input should be greater than 0"),
+    _wrapped(SourceError("imagenet_root /data/in: neither an ImageNet tree nor batches")),
+    CocoFormatError("data/coco/annotations.json: 'images' is missing"),
+    CityscapesLayoutError("data/cityscapes/leftImg8bit/val: missing folder"),
+    ResumeMismatchError("data/07_model_output/adapt_history.json was written by rea, not catch"),
+]
+
+
+@pytest.fixture
+def fake_run(monkeypatch):
+    """Replace the Kedro run the project's command wraps; the raised error is the parameter."""
+
+    def use(error: BaseException):
+        def raise_it(**kwargs):
+            raise error
+
+        monkeypatch.setattr(kedro_run, "callback", raise_it)
+        monkeypatch.delenv(project_cli.TRACEBACK_ENV, raising=False)
+
+    return use
+
+
+@pytest.mark.parametrize("error", ERRORS, ids=lambda e: type(e).__name__)
+def test_user_error_exits_2_with_its_message(fake_run, error):
+    fake_run(error)
+    result = CliRunner().invoke(project_cli.cli, ["run", "--pipeline", "adapt"])
+    assert result.exit_code == 2
+    message = str(user_error(error))
+    assert f"Error: {message}" in result.output
+    assert "Traceback" not in result.output and len(result.output.splitlines()) <= 2 + len(
+        message.splitlines()
+    )
+
+
+def test_verbose_and_the_env_var_keep_the_traceback(fake_run, monkeypatch):
+    fake_run(ERRORS[0])
+    result = CliRunner().invoke(project_cli.cli, ["run", "--verbose"])
+    assert isinstance(result.exception, ParameterError) and result.exit_code == 1
+    monkeypatch.setenv(project_cli.TRACEBACK_ENV, "1")
+    result = CliRunner().invoke(project_cli.cli, ["run"])
+    assert isinstance(result.exception, ParameterError)
+
+
+def test_a_bug_keeps_its_traceback(fake_run):
+    fake_run(_wrapped(ZeroDivisionError("division by zero")))
+    result = CliRunner().invoke(project_cli.cli, ["run"])
+    assert isinstance(result.exception, DatasetError) and result.exit_code == 1
+
+
+def test_run_takes_kedros_options():
+    names = {p.name for p in project_cli.cli.commands["run"].params}
+    assert {p.name for p in kedro_run.params} | {"verbose"} == names
+
+
+def test_user_error_follows_causes_and_contexts():
+    try:
+        try:
+            raise SourceError("bad folder")
+        except SourceError:
+            raise RuntimeError("while loading") from None
+    except RuntimeError as outer:
+        assert user_error(outer) is None  # `from None` hides the cause on purpose
+    inner = SourceError("bad folder")
+    try:
+        try:
+            raise inner
+        except SourceError:
+            raise RuntimeError("while loading")  # noqa: B904 - the implicit context is the point
+    except RuntimeError as outer:
+        assert user_error(outer) is inner
+    assert all(isinstance(e, ValueError | RuntimeError) for e in ERRORS[:1] + ERRORS[2:])
+    assert issubclass(ResumeMismatchError, UserError)
+
+
+def test_params_hash_is_stable_and_order_free():
+    a = {"adapt": {"budget": 4, "seed": 0}, "search": {"dataset": "cifar100"}}
+    b = {"search": {"dataset": "cifar100"}, "adapt": {"seed": 0, "budget": 4}}
+    assert params_hash(a) == params_hash(b) and len(params_hash(a)) == 16
+    assert params_hash(a) != params_hash({**a, "adapt": {"budget": 5, "seed": 0}})
+
+
+def test_git_commit_of_the_checkout_and_outside_git(tmp_path: Path):
+    commit = git_commit(ROOT)
+    if (ROOT / ".git").exists():
+        assert commit is not None and len(commit[0]) == 40
+    assert git_commit(tmp_path) is None
+
+
+def test_every_stage_has_a_description():
+    stages = [
+        p.name
+        for p in (ROOT / "src/transfernas/pipelines").iterdir()
+        if (p / "pipeline.py").exists()
+    ]
+    assert len(stages) >= 10
+    for stage in stages:
+        text = stage_description(stage)
+        assert text and "kedro run" not in text and not text.endswith("."), (stage, text)
