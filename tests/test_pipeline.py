@@ -18,11 +18,13 @@ import time
 import urllib.request
 from pathlib import Path
 
+import nbformat
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
+from nbclient import NotebookClient
 
 from transfernas.spaces.nasfpn import NASFPNSpace
 from transfernas.spaces.nasnet import NASNetSpace
@@ -458,6 +460,31 @@ DOWNSTREAM_STAGES = [(p, DOWNSTREAM) for p in ("export_backbone", "detection", "
 @pytest.fixture(scope="module")
 def downstream(chain) -> Path:
     return _run_chain(chain, DOWNSTREAM_STAGES)
+
+
+def test_explore_results_notebook_runs_on_the_results(downstream, tiny_run):
+    """notebooks/explore_results.ipynb, executed as CI would, over the chain's and NB201's results."""
+    (downstream / "notebooks").mkdir(exist_ok=True)
+    nb = nbformat.read(ROOT / "notebooks/explore_results.ipynb", as_version=4)
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")  # committed clean
+    NotebookClient(
+        nb,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(downstream / "notebooks")}},
+    ).execute()
+    text = ""
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            assert out.output_type != "error", out
+            text += out.get("text", "") + str(out.get("data", {}).get("text/plain", ""))
+            text += str(out.get("data", {}).get("text/markdown", ""))
+    assert "not written yet" not in text
+    assert "catch-meta" in text and "cifar100" in text  # the NB201 table
+    card = json.loads((downstream / "data/06_models/backbone/model_card.json").read_text())
+    assert card["arch"] in text  # the backbone's card
+    assert "export_backbone" in text and "latency" in text  # latencies read from MLflow
+    assert any(o.get("data", {}).get("image/png") for c in nb.cells for o in c.get("outputs", []))
 
 
 def test_export_backbone_outputs_and_mlflow(downstream):
