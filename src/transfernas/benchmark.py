@@ -17,7 +17,7 @@ import json
 import multiprocessing as mp
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from scipy import stats
 
 from transfernas.config import SearcherName, SearcherSettings, searcher_config
 from transfernas.history import AppendLog
+from transfernas.locks import owned
 from transfernas.meta import MetaTrainingConfig, meta_train, scheduled
 from transfernas.search import load_checkpoint, run_search, save_checkpoint
 from transfernas.searchers import SEARCHERS, SearcherConfig, make_searcher
@@ -169,44 +170,45 @@ def run_trials(
     """
     log_dir = Path(config.trial_log_dir) if config.trial_log_dir is not None else None
     log = AppendLog(log_dir / "trials.jsonl" if log_dir is not None else None)
-    done = {(r["dataset"], r["method"], r["trial"], r["fingerprint"]): r for r in log}
-    fps = {m: config.fingerprint(m) for m in config.methods}
-    todo: dict[tuple[str, str], list[int]] = {}
-    for d in config.datasets:
-        for m in config.methods:
-            missing = [t for t in range(config.n_trials) if (d, m, t, fps[m]) not in done]
-            if missing:
-                todo[(d, m)] = missing
-    with Progress(disable=not progress) as bar, _pool(table, config) as pool:
-        pretrained = _meta_states(
-            table, config, [k for k in todo if SEARCHERS[k[1]].meta_trained], log_dir, pool, bar
-        )
-        step = max(1, min(25, sum(map(len, todo.values())) // (4 * config.n_workers)))
-        chunks: list[Chunk] = [
-            (d, m, trials[i : i + step], pretrained.get((d, m)))
-            for (d, m), trials in todo.items()
-            for i in range(0, len(trials), step)
-        ]
-        bar_id = bar.add_task("NB201 trials", total=sum(len(c[2]) for c in chunks))
-        run = (
-            partial(_run_chunk, config)
-            if pool is not None
-            else partial(_run_chunk, config, table=table)
-        )
-        results = (pool.map if pool is not None else map)(run, chunks)
-        for records in results:
-            log.append(records)
-            done.update(
-                {(r["dataset"], r["method"], r["trial"], r["fingerprint"]): r for r in records}
+    with owned(log_dir) if log_dir is not None else nullcontext():
+        done = {(r["dataset"], r["method"], r["trial"], r["fingerprint"]): r for r in log}
+        fps = {m: config.fingerprint(m) for m in config.methods}
+        todo: dict[tuple[str, str], list[int]] = {}
+        for d in config.datasets:
+            for m in config.methods:
+                missing = [t for t in range(config.n_trials) if (d, m, t, fps[m]) not in done]
+                if missing:
+                    todo[(d, m)] = missing
+        with Progress(disable=not progress) as bar, _pool(table, config) as pool:
+            pretrained = _meta_states(
+                table, config, [k for k in todo if SEARCHERS[k[1]].meta_trained], log_dir, pool, bar
             )
-            bar.advance(bar_id, len(records))
-    wanted = [
-        done[(d, m, t, fps[m])]
-        for d in config.datasets
-        for m in config.methods
-        for t in range(config.n_trials)
-    ]
-    return _to_frame(wanted)
+            step = max(1, min(25, sum(map(len, todo.values())) // (4 * config.n_workers)))
+            chunks: list[Chunk] = [
+                (d, m, trials[i : i + step], pretrained.get((d, m)))
+                for (d, m), trials in todo.items()
+                for i in range(0, len(trials), step)
+            ]
+            bar_id = bar.add_task("NB201 trials", total=sum(len(c[2]) for c in chunks))
+            run = (
+                partial(_run_chunk, config)
+                if pool is not None
+                else partial(_run_chunk, config, table=table)
+            )
+            results = (pool.map if pool is not None else map)(run, chunks)
+            for records in results:
+                log.append(records)
+                done.update(
+                    {(r["dataset"], r["method"], r["trial"], r["fingerprint"]): r for r in records}
+                )
+                bar.advance(bar_id, len(records))
+        wanted = [
+            done[(d, m, t, fps[m])]
+            for d in config.datasets
+            for m in config.methods
+            for t in range(config.n_trials)
+        ]
+        return _to_frame(wanted)
 
 
 @contextmanager

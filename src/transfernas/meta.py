@@ -11,6 +11,7 @@ and a meta checkpoint is written after each meta-epoch, so ``kill -9`` loses not
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -20,6 +21,7 @@ from rich.progress import Progress
 
 from transfernas.executors import Executor
 from transfernas.history import History
+from transfernas.locks import owned
 from transfernas.search import load_checkpoint, run_search, save_checkpoint
 from transfernas.searchers.base import Searcher
 from transfernas.spaces.base import SearchSpace
@@ -94,49 +96,52 @@ def meta_train(
     curves: list[dict[str, Any]] = []
     records: list[dict[str, Any]] = []
     start = 0
-    state = load_checkpoint(workdir / "meta.pt") if workdir is not None else None
-    if state is not None:
-        if state["identity"] != identity:
-            raise ValueError(f"{workdir}/meta.pt is for {state['identity']}, not {identity}")
-        searcher.load_state_dict(state["searcher"])
-        start, curves = state["epoch"], state["curves"]
-        for epoch in range(start):
-            records.extend(History(workdir / f"epoch_{epoch:04d}.jsonl"))
+    with owned(workdir) if workdir is not None else nullcontext():
+        state = load_checkpoint(workdir / "meta.pt") if workdir is not None else None
+        if state is not None:
+            if state["identity"] != identity:
+                raise ValueError(f"{workdir}/meta.pt is for {state['identity']}, not {identity}")
+            searcher.load_state_dict(state["searcher"])
+            start, curves = state["epoch"], state["curves"]
+            for epoch in range(start):
+                records.extend(History(workdir / f"epoch_{epoch:04d}.jsonl"))
 
-    with Progress(disable=not progress, transient=True) as bar:
-        bar_id = bar.add_task(f"meta-training {searcher.name}", total=n_epochs, completed=start)
-        for epoch in range(start, n_epochs):
-            task = task_at(epoch)
-            searcher.begin_task()
-            history = History(workdir / f"epoch_{epoch:04d}.jsonl") if workdir is not None else None
-            step_ckpt = workdir / f"epoch_{epoch:04d}.pt" if workdir is not None else None
-            history = run_search(
-                space,
-                task,
-                searcher,
-                n_search,
-                history=history,
-                checkpoint=step_ckpt,
-                trial=epoch,
-                executor=executor,
-                batch_size=batch_size,
-                failed_reward=failed_reward,
-            )
-            records.extend(history)
-            stats = {"epoch": epoch, "task": task.name} | searcher.task_stats()
-            curves.append(stats)
-            if workdir is not None:
-                save_checkpoint(
-                    workdir / "meta.pt",
-                    {
-                        "identity": identity,
-                        "epoch": epoch + 1,
-                        "curves": curves,
-                        "searcher": searcher.state_dict(),
-                    },
+        with Progress(disable=not progress, transient=True) as bar:
+            bar_id = bar.add_task(f"meta-training {searcher.name}", total=n_epochs, completed=start)
+            for epoch in range(start, n_epochs):
+                task = task_at(epoch)
+                searcher.begin_task()
+                history = (
+                    History(workdir / f"epoch_{epoch:04d}.jsonl") if workdir is not None else None
                 )
-                step_ckpt.unlink(missing_ok=True)
-            if on_epoch is not None:
-                on_epoch(stats)
-            bar.update(bar_id, completed=epoch + 1)
-    return curves, records
+                step_ckpt = workdir / f"epoch_{epoch:04d}.pt" if workdir is not None else None
+                history = run_search(
+                    space,
+                    task,
+                    searcher,
+                    n_search,
+                    history=history,
+                    checkpoint=step_ckpt,
+                    trial=epoch,
+                    executor=executor,
+                    batch_size=batch_size,
+                    failed_reward=failed_reward,
+                )
+                records.extend(history)
+                stats = {"epoch": epoch, "task": task.name} | searcher.task_stats()
+                curves.append(stats)
+                if workdir is not None:
+                    save_checkpoint(
+                        workdir / "meta.pt",
+                        {
+                            "identity": identity,
+                            "epoch": epoch + 1,
+                            "curves": curves,
+                            "searcher": searcher.state_dict(),
+                        },
+                    )
+                    step_ckpt.unlink(missing_ok=True)
+                if on_epoch is not None:
+                    on_epoch(stats)
+                bar.update(bar_id, completed=epoch + 1)
+        return curves, records

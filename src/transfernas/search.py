@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from rich.progress import Progress
 from transfernas.errors import UserError
 from transfernas.executors import Executor, Outcome, SerialExecutor
 from transfernas.history import History
+from transfernas.locks import owned
 from transfernas.searchers.base import Searcher
 from transfernas.spaces.base import SearchSpace
 from transfernas.tasks.base import Task
@@ -75,51 +77,54 @@ def run_search(
     recorded = {rec["step"]: rec for rec in history}
     identity = {"searcher": searcher.name, "seed": searcher.seed, "task": task.name}
     ckpt_path = Path(checkpoint) if checkpoint is not None else None
-    state = load_checkpoint(ckpt_path) if ckpt_path is not None else None
-    done = 0
-    if state is not None:
-        if state["identity"] != identity:
-            raise ResumeMismatchError(
-                f"checkpoint {ckpt_path} is for {state['identity']}, not {identity}"
-            )
-        searcher.load_state_dict(state["searcher"])
-        done = state["n_told"]
-
-    with Progress(disable=not progress, transient=True) as bar:
-        bar_id = bar.add_task(f"{searcher.name} on {task.name}", total=budget, completed=done)
-        while done < budget:
-            candidates = searcher.ask(min(batch_size, budget - done))
-            steps = range(done, done + len(candidates))
-            by_step, todo = {}, []
-            for step, actions in zip(steps, candidates, strict=True):
-                rec = recorded.get(step)
-                if rec is None:
-                    todo.append((step, actions))
-                elif tuple(rec["actions"]) != tuple(actions):
-                    raise ResumeMismatchError(
-                        f"step {step}: history has {rec['actions']}, "
-                        f"searcher replays {list(actions)}"
-                    )
-                else:
-                    by_step[step] = rec
-            submitted = time.perf_counter()
-            for outcome in executor.map(task, [actions for _, actions in todo]):
-                step, actions = todo[outcome.index]
-                rec = _record(space, actions, step, trial, searcher.seed, outcome, failed_reward)
-                rec["wall_s"] = time.perf_counter() - submitted
-                history.append([rec])
-                by_step[step] = rec
-                if on_record is not None:
-                    on_record(rec)
-            searcher.tell(candidates, [by_step[step]["reward"] for step in steps])
-            done += len(candidates)
-            if ckpt_path is not None:
-                save_checkpoint(
-                    ckpt_path,
-                    {"identity": identity, "n_told": done, "searcher": searcher.state_dict()},
+    with owned(ckpt_path.parent) if ckpt_path is not None else nullcontext():
+        state = load_checkpoint(ckpt_path) if ckpt_path is not None else None
+        done = 0
+        if state is not None:
+            if state["identity"] != identity:
+                raise ResumeMismatchError(
+                    f"checkpoint {ckpt_path} is for {state['identity']}, not {identity}"
                 )
-            bar.update(bar_id, completed=done)
-    return history
+            searcher.load_state_dict(state["searcher"])
+            done = state["n_told"]
+
+        with Progress(disable=not progress, transient=True) as bar:
+            bar_id = bar.add_task(f"{searcher.name} on {task.name}", total=budget, completed=done)
+            while done < budget:
+                candidates = searcher.ask(min(batch_size, budget - done))
+                steps = range(done, done + len(candidates))
+                by_step, todo = {}, []
+                for step, actions in zip(steps, candidates, strict=True):
+                    rec = recorded.get(step)
+                    if rec is None:
+                        todo.append((step, actions))
+                    elif tuple(rec["actions"]) != tuple(actions):
+                        raise ResumeMismatchError(
+                            f"step {step}: history has {rec['actions']}, "
+                            f"searcher replays {list(actions)}"
+                        )
+                    else:
+                        by_step[step] = rec
+                submitted = time.perf_counter()
+                for outcome in executor.map(task, [actions for _, actions in todo]):
+                    step, actions = todo[outcome.index]
+                    rec = _record(
+                        space, actions, step, trial, searcher.seed, outcome, failed_reward
+                    )
+                    rec["wall_s"] = time.perf_counter() - submitted
+                    history.append([rec])
+                    by_step[step] = rec
+                    if on_record is not None:
+                        on_record(rec)
+                searcher.tell(candidates, [by_step[step]["reward"] for step in steps])
+                done += len(candidates)
+                if ckpt_path is not None:
+                    save_checkpoint(
+                        ckpt_path,
+                        {"identity": identity, "n_told": done, "searcher": searcher.state_dict()},
+                    )
+                bar.update(bar_id, completed=done)
+        return history
 
 
 def _record(

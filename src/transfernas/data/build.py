@@ -27,6 +27,7 @@ from transfernas.data import decode
 from transfernas.data.decode import Resize
 from transfernas.data.sources import DownsampledSource, ImageFolderSource, write_batch
 from transfernas.history import AppendLog
+from transfernas.locks import owned
 
 SPLITS = ("train", "val")
 
@@ -143,35 +144,37 @@ def build_subdataset(
         return final
     work = Path(out_root) / f"{spec.spec_id}.partial"
     work.mkdir(parents=True, exist_ok=True)
-    (work / "spec.json").write_text(spec.model_dump_json())
-    done = AppendLog(work / "chunks.jsonl")
-    finished = {(r["split"], r["start"]): r for r in done}
+    with owned(work):
+        (work / "spec.json").write_text(spec.model_dump_json())
+        done = AppendLog(work / "chunks.jsonl")
+        finished = {(r["split"], r["start"]): r for r in done}
 
-    with Progress(disable=not progress, transient=True) as bar, _pool(workers) as pool:
-        for split in SPLITS:
-            paths, labels = _ordered(spec, split)
-            np.save(work / f"{split}_labels_all.npy", labels)
-            images = _open_memmap(
-                work / f"{split}_images_all.npy", (len(paths), spec.image_size, spec.image_size, 3)
-            )
-            starts = [s for s in range(0, len(paths), chunk_size) if (split, s) not in finished]
-            task = bar.add_task(
-                f"{split} {spec.image_size}px",
-                total=len(paths),
-                completed=len(paths) - sum(min(chunk_size, len(paths) - s) for s in starts),
-            )
-            jobs = [(paths[s : s + chunk_size], spec.image_size, spec.resize) for s in starts]
-            results = (pool.map if pool is not None else map)(decode.decode_chunk, jobs)
-            for start, (block, hashes, errors) in zip(starts, results, strict=True):
-                images[start : start + len(block)] = block
-                images.flush()
-                record = {"split": split, "start": start, "hashes": hashes, "errors": errors}
-                done.append([record])
-                finished[(split, start)] = record
-                bar.advance(task, len(block))
-            del images
-    _finalise(spec, work, final, finished, chunk_size)
-    return final
+        with Progress(disable=not progress, transient=True) as bar, _pool(workers) as pool:
+            for split in SPLITS:
+                paths, labels = _ordered(spec, split)
+                np.save(work / f"{split}_labels_all.npy", labels)
+                images = _open_memmap(
+                    work / f"{split}_images_all.npy",
+                    (len(paths), spec.image_size, spec.image_size, 3),
+                )
+                starts = [s for s in range(0, len(paths), chunk_size) if (split, s) not in finished]
+                task = bar.add_task(
+                    f"{split} {spec.image_size}px",
+                    total=len(paths),
+                    completed=len(paths) - sum(min(chunk_size, len(paths) - s) for s in starts),
+                )
+                jobs = [(paths[s : s + chunk_size], spec.image_size, spec.resize) for s in starts]
+                results = (pool.map if pool is not None else map)(decode.decode_chunk, jobs)
+                for start, (block, hashes, errors) in zip(starts, results, strict=True):
+                    images[start : start + len(block)] = block
+                    images.flush()
+                    record = {"split": split, "start": start, "hashes": hashes, "errors": errors}
+                    done.append([record])
+                    finished[(split, start)] = record
+                    bar.advance(task, len(block))
+                del images
+        _finalise(spec, work, final, finished, chunk_size)
+        return final
 
 
 def _ordered(spec: SubdatasetSpec, split: str) -> tuple[list[str], np.ndarray]:

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from transfernas.downstream.backbone import IMPORTS
+from transfernas.locks import owned
 from transfernas.tasks.latency import Latency, LatencyConfig, measure_latency
 from transfernas.tasks.reward import PAPER_W
 
@@ -220,14 +221,15 @@ def train_and_evaluate(cfg: dict[str, Any]) -> tuple[dict[str, float], list[dict
     from transfernas.downstream.models import register
 
     register()  # a config dict, unlike a config file, does not run its custom_imports
-    runner = Runner.from_cfg(Config(cfg))
-    with trusted_runner_checkpoints():  # train() resumes, val() loads the last checkpoint
-        start = time.perf_counter()
-        runner.train()
-        train_s = time.perf_counter() - start
-        metrics = {k: float(v) for k, v in runner.val().items()}
-    metrics["train_s"] = train_s
-    return metrics, scalar_log(Path(runner.log_dir)), runner.model
+    with owned(cfg["work_dir"]):
+        runner = Runner.from_cfg(Config(cfg))
+        with trusted_runner_checkpoints():  # train() resumes, val() loads the last checkpoint
+            start = time.perf_counter()
+            runner.train()
+            train_s = time.perf_counter() - start
+            metrics = {k: float(v) for k, v in runner.val().items()}
+        metrics["train_s"] = train_s
+        return metrics, scalar_log(Path(runner.log_dir)), runner.model
 
 
 def scalar_log(log_dir: Path) -> list[dict[str, Any]]:
