@@ -48,11 +48,11 @@ def _broken(tmp_path: Path, edit) -> Path:
         (lambda d: d.update(categories=[]), "'categories' is empty"),
         (
             lambda d: d["annotations"][3].update(bbox=[40, 40, 30, 10]),
-            "1 box(es) empty or outside their image: ids 4",
+            "1 box(es) under 1 px or outside their image: ids 4",
         ),
         (
             lambda d: d["annotations"][0].update(bbox=[5, 5, 0, 10]),
-            "1 box(es) empty or outside their image: ids 1",
+            "1 box(es) under 1 px or outside their image: ids 1",
         ),
         (
             lambda d: d["images"][2].update(file_name="val_99999.JPEG"),
@@ -60,7 +60,7 @@ def _broken(tmp_path: Path, edit) -> Path:
         ),
         (lambda d: d["annotations"][1].update(category_id=99), "unknown categories: ids 2"),
         (lambda d: d["annotations"][1].update(image_id=999), "unknown images: ids 2"),
-        (lambda d: d["annotations"][1].pop("bbox"), "malformed entry (KeyError: 'bbox')"),
+        (lambda d: d["annotations"][1].pop("bbox"), "annotations[1] (id 2) bbox: Field required"),
     ],
 )
 def test_bad_coco_file_is_named(tmp_path, edit, expected):
