@@ -144,9 +144,8 @@ def check_coco(ann_file: Path, img_dir: Path, tolerance: float = 1.0) -> dict[st
         raise _fail(ann_file, f"annotations of unknown images: ids {_preview(unknown_images)}")
     ignored = [a.id for a in anns if (a.model_extra or {}).get("ignore")]
     if ignored:
-        raise _fail(
-            ann_file, f"annotations marked 'ignore' (mmdet drops them): ids {_preview(ignored)}"
-        )
+        what = f"annotations marked 'ignore' (mmdet drops them): ids {_preview(ignored)}"
+        raise _fail(ann_file, what)
     unknown_cats = [a.id for a in anns if a.category_id not in categories]
     if unknown_cats:
         raise _fail(ann_file, f"annotations of unknown categories: ids {_preview(unknown_cats)}")
