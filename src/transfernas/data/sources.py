@@ -117,19 +117,46 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
         )
 
 
+def _integers(path: Path, key: str, value: Any, low: int, high: int | None) -> np.ndarray:
+    """``value`` as an integer array within [low, high]; floats, bools and objects refused
+    (numpy would truncate or wrap them without a word)."""
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise SourceError(f"{path}: '{key}' is not an array ({exc})") from None
+    if not np.issubdtype(array.dtype, np.integer):
+        raise SourceError(f"{path}: '{key}' must hold integers, got dtype {array.dtype}")
+    if array.size and (array.min() < low or (high is not None and array.max() > high)):
+        bounds = f"[{low}, {high}]" if high is not None else f">= {low}"
+        raise SourceError(
+            f"{path}: '{key}' values must be {bounds}, got {array.min()}..{array.max()}"
+        )
+    return array
+
+
 def load_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """One downsampled-ImageNet batch → images ``(N, s, s, 3)`` uint8 and 0-based labels."""
     path = Path(path)
     try:
         with open(path, "rb") as f:
             batch = _ArrayOnlyUnpickler(f).load()
-        data = np.asarray(batch["data"], dtype=np.uint8)
-        labels = np.asarray(batch["labels"], dtype=np.int64) - 1
-    except (pickle.UnpicklingError, KeyError, TypeError, ValueError, EOFError) as exc:
-        raise SourceError(f"{path}: not a downsampled-ImageNet batch ({exc})") from exc
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot read ({exc})") from None
+    except Exception as exc:  # a malformed pickle fails in many ways: one error names the file
+        raise SourceError(
+            f"{path}: not a downsampled-ImageNet batch ({type(exc).__name__}: {exc})"
+        ) from None
+    if not isinstance(batch, dict) or not {"data", "labels"} <= batch.keys():
+        raise SourceError(f"{path}: not a downsampled-ImageNet batch (a dict of data, labels)")
+    data = _integers(path, "data", batch["data"], 0, 255).astype(np.uint8)
+    labels = _integers(path, "labels", batch["labels"], 1, None).astype(np.int64) - 1
     side = round((data.shape[1] / 3) ** 0.5) if data.ndim == 2 else 0
-    if side == 0 or 3 * side * side != data.shape[1] or len(labels) != len(data):
-        raise SourceError(f"{path}: data must be N × 3·s·s with N labels, got {data.shape}")
+    shape_ok = side > 0 and 3 * side * side == data.shape[1] and labels.ndim == 1
+    if not shape_ok or len(labels) != len(data):
+        raise SourceError(
+            f"{path}: data must be N × 3·s·s with N labels, got data {data.shape} and "
+            f"labels {labels.shape}"
+        )
     return data.reshape(-1, 3, side, side).transpose(0, 2, 3, 1), labels
 
 
