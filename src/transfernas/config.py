@@ -66,7 +66,9 @@ def validate_params(model: type[M], params: Mapping[str, Any] | None, key: str) 
                 _, parent = _walk(model, err["loc"][:-1])
                 allowed = ", ".join(parent.model_fields if parent is not None else [])
                 msg = f"unknown key; allowed keys: {allowed}"
-            lines.append(f"{_path(key, loc)}: {msg} (got {err.get('input')!r})")
+            got = repr(err.get("input"))
+            got = got if len(got) <= 80 else got[:76] + " ..."  # one screen, however long
+            lines.append(f"{_path(key, loc)}: {msg} (got {got})")
         raise ParameterError("invalid parameters:\n  " + "\n  ".join(lines)) from None
 
 
