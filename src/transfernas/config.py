@@ -26,7 +26,12 @@ class ParameterError(UserError, ValueError):
 def _path(prefix: str, loc: tuple[int | str, ...]) -> str:
     out = prefix
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not str(part) or not str(part).isprintable() or any(c.isspace() for c in str(part)):
+            out += f"[{str(part)!r}]"  # a key no one could read in the message otherwise
+        else:
+            out += f".{part}" if out else str(part)
     return out
 
 
