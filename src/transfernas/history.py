@@ -16,6 +16,17 @@ from typing import Any
 
 import pandas as pd
 
+from transfernas.errors import UserError
+
+
+class StateWriteError(UserError, OSError):
+    """Durable state could not be written (disk full, read-only folder); the state on disk is
+    the one before the write."""
+
+    def __init__(self, path: Path, cause: OSError | RuntimeError):
+        reason = getattr(cause, "strerror", None) or str(cause)
+        super().__init__(f"{path}: cannot write ({reason}); the state before it is kept")
+
 
 class AppendLog:
     """Durable JSON-lines log; ``path=None`` keeps records in memory only."""
@@ -39,15 +50,24 @@ class AppendLog:
         return records
 
     def append(self, records: Iterable[dict[str, Any]]) -> None:
+        """Append durably, or leave the file as it was (a full disk, a read-only folder)."""
         records = list(records)
         if self.path is not None and records:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            payload = "".join(json.dumps(r) + "\n" for r in records)  # key order kept
-            with open(self.path, "a", encoding="utf-8") as f:
-                f.write(payload)
-                f.flush()
-                if self.fsync:
-                    os.fsync(f.fileno())
+            payload = "".join(json.dumps(r) + "\n" for r in records).encode()  # key order kept
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with open(self.path, "ab") as f:
+                    start = f.seek(0, os.SEEK_END)
+                    try:
+                        f.write(payload)
+                        f.flush()
+                        if self.fsync:
+                            os.fsync(f.fileno())
+                    except OSError:
+                        f.truncate(start)  # no half-written, unacknowledged records
+                        raise
+            except OSError as exc:
+                raise StateWriteError(self.path, exc) from exc
         self._records.extend(records)
 
     def __len__(self) -> int:

@@ -22,7 +22,7 @@ from rich.progress import Progress
 
 from transfernas.errors import UserError
 from transfernas.executors import Executor, Outcome, SerialExecutor
-from transfernas.history import History
+from transfernas.history import History, StateWriteError
 from transfernas.locks import owned
 from transfernas.searchers.base import Searcher
 from transfernas.spaces.base import SearchSpace
@@ -34,14 +34,19 @@ class ResumeMismatchError(UserError, RuntimeError):
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write atomically: a crash leaves either the old or the new checkpoint, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write atomically: a crash or a failed write (disk full, read-only folder) leaves the old
+    checkpoint, never half a new one."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            torch.save(state, f)  # torch reports a failed write of its zip as a RuntimeError
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:
+        tmp.unlink(missing_ok=True)
+        raise StateWriteError(path, exc) from exc
 
 
 def load_checkpoint(path: Path) -> dict[str, Any] | None:
