@@ -63,12 +63,35 @@ class SplitReport:
     unknown_id_pixels: dict[str, int] = field(default_factory=dict)
 
 
-def _mask(path: Path) -> np.ndarray:
+MASK_MODES = ("L", "P")  # 8-bit, one channel: what mmseg's loader reads back unchanged
+
+
+def _mask(path: Path, size: tuple[int, int]) -> np.ndarray:
+    """The 8-bit, one-channel mask at ``path``, the size of its frame; anything mmseg would read
+    differently (16-bit values wrapped, colour squeezed, another size) is refused."""
     try:
         with Image.open(path) as im:
-            return np.asarray(im)
-    except OSError as e:
-        raise CityscapesLayoutError(f"{path}: unreadable mask ({e})") from None
+            mode, mask_size = im.mode, im.size
+            mask = np.asarray(im)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise CityscapesLayoutError(f"{path}: unreadable mask ({type(e).__name__}: {e})") from None
+    if mode not in MASK_MODES:
+        raise CityscapesLayoutError(f"{path}: mode {mode!r}; a mask is 8-bit, one channel (L)")
+    if mask_size != size:
+        raise CityscapesLayoutError(
+            f"{path}: {mask_size[0]}×{mask_size[1]}, its frame is {size[0]}×{size[1]}"
+        )
+    return mask
+
+
+def _frame_size(frame: Path) -> tuple[int, int]:
+    try:
+        with Image.open(frame) as im:
+            return im.size
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise CityscapesLayoutError(
+            f"{frame}: unreadable frame ({type(e).__name__}: {e})"
+        ) from None
 
 
 def prepare_split(root: Path, split: str, out: Path) -> SplitReport:
@@ -91,8 +114,9 @@ def prepare_split(root: Path, split: str, out: Path) -> SplitReport:
         stem = str(rel)[: -len(IMG_SUFFIX)]
         train_ids, label_ids = labels / f"{stem}{TRAIN_IDS}", labels / f"{stem}{LABEL_IDS}"
         target = Path(out) / f"{stem}{TRAIN_IDS}"
+        size = _frame_size(frame)
         if train_ids.is_file():
-            mask = _mask(train_ids)
+            mask = _mask(train_ids, size)
             bad = np.unique(mask[(mask >= len(CLASSES)) & (mask != IGNORE)])
             if bad.size:
                 raise CityscapesLayoutError(
@@ -103,7 +127,7 @@ def prepare_split(root: Path, split: str, out: Path) -> SplitReport:
             if not target.exists():
                 target.symlink_to(train_ids.resolve())
         elif label_ids.is_file():
-            ids = _mask(label_ids)
+            ids = _mask(label_ids, size)
             unknown = int((~KNOWN_IDS[ids]).sum())
             if unknown:
                 report.unknown_id_pixels[str(label_ids)] = unknown
