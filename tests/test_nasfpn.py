@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from transfernas.data.external import external_data
 from transfernas.searchers import SEARCHERS, make_searcher
 from transfernas.spaces.base import is_valid, mutate_actions, sample_actions
 from transfernas.spaces.nasfpn import MMDET_NASFPN, NASFPNSpace, Pyramid
@@ -174,10 +175,12 @@ def test_segmentation_has_no_neck_to_search(tmp_path):
         DownstreamTask(KINDS["segmentation"], NASFPNSpace(5), {"root": str(tmp_path)}, params)
 
 
-SHARED = ROOT.parent / "shared/data"
+SHARED = external_data(ROOT)
 
 
-@pytest.mark.skipif(not (SHARED / "tiny-imagenet").exists(), reason="needs ../shared/data")
+@pytest.mark.skipif(
+    not (SHARED / "tiny-imagenet").exists(), reason="needs the external data (docs/data.md)"
+)
 def test_mosaic_detection_set_rebuilds_byte_for_byte_with_real_boxes(tmp_path):
     import json
     import subprocess

@@ -26,6 +26,7 @@ import torch
 from mlflow.tracking import MlflowClient
 from nbclient import NotebookClient
 
+from transfernas.data.external import external_data
 from transfernas.spaces.nasfpn import NASFPNSpace
 from transfernas.spaces.nasnet import NASNetSpace
 from transfernas.tasks.tabular import DATASETS
@@ -627,10 +628,12 @@ def test_search_on_detection_and_segmentation_tasks(chain, stage, params, score)
         np.testing.assert_allclose(history["reward"], history[score])
 
 
-SHARED_ARCHIVE = ROOT.parent / "shared/data/tiny-imagenet/tiny-imagenet-200-subset.tar.gz"
+SHARED_ARCHIVE = external_data(ROOT) / "tiny-imagenet/tiny-imagenet-200-subset.tar.gz"
 
 
-@pytest.mark.skipif(not SHARED_ARCHIVE.exists(), reason="needs ../shared/data/tiny-imagenet")
+@pytest.mark.skipif(
+    not SHARED_ARCHIVE.exists(), reason="needs the Tiny ImageNet subset (docs/data.md)"
+)
 def test_nasfpn_neck_search_through_kedro(tmp_path_factory):
     """NAS-FPN: REA searches the merge-cell neck over the fixed ResNet on a small mosaic
     detection set (the benchmark's set at 4 classes), selected with coco_root."""

@@ -15,6 +15,7 @@ from PIL import Image
 import transfernas.data.decode as decode_mod
 from transfernas.data.build import SamplingConfig, build_subdataset, load_subdataset, make_specs
 from transfernas.data.decode import BadImage, decode_resized
+from transfernas.data.external import external_data
 from transfernas.data.sources import ImageFolderSource, SourceError, load_batch, write_batch
 
 from .conftest import ROOT
@@ -278,10 +279,12 @@ def test_folder_to_batches_round_trip(tmp_path):
     assert np.array_equal(images[0], first)
 
 
-SHARED_ARCHIVE = ROOT.parent / "shared/data/tiny-imagenet/tiny-imagenet-200-subset.tar.gz"
+SHARED_ARCHIVE = external_data(ROOT) / "tiny-imagenet/tiny-imagenet-200-subset.tar.gz"
 
 
-@pytest.mark.skipif(not SHARED_ARCHIVE.exists(), reason="needs ../shared/data/tiny-imagenet")
+@pytest.mark.skipif(
+    not SHARED_ARCHIVE.exists(), reason="needs the Tiny ImageNet subset (docs/data.md)"
+)
 def test_embedded_sample_rebuilds_byte_for_byte(tmp_path):
     out = tmp_path / "sample"
     subprocess.run(
