@@ -17,6 +17,7 @@ from typing import Literal, get_args
 import numpy as np
 import pandas as pd
 
+from transfernas.errors import UserError
 from transfernas.spaces.nb201 import N_ARCHS, NB201Space
 from transfernas.tasks.base import Evaluation
 from transfernas.tasks.reward import PAPER_W, latency_reward
@@ -56,12 +57,37 @@ def table_checksum(df: pd.DataFrame) -> str:
     return h.hexdigest()
 
 
-def _check_frame(df: pd.DataFrame, needed: Sequence[str], what: str) -> None:
+class TableError(UserError, ValueError):
+    """An NB201 table that is not what its name says: the message names the table and column."""
+
+
+def _check_frame(
+    df: pd.DataFrame, needed: Sequence[str], what: str, low: float, high: float | None
+) -> None:
+    """All 15,625 cells in index order, and every ``needed`` value a finite number in
+    [low, high]: a NaN or a stray percent-as-fraction would become a reward without a word."""
     missing = [c for c in ("arch_index", "arch_str", *needed) if c not in df.columns]
     if missing:
-        raise ValueError(f"{what}: missing columns {missing}; has {list(df.columns)}")
-    if len(df) != N_ARCHS or not np.array_equal(df["arch_index"].to_numpy(), np.arange(N_ARCHS)):
-        raise ValueError(f"{what}: expected {N_ARCHS} rows with arch_index 0..{N_ARCHS - 1}")
+        raise TableError(f"{what}: missing columns {missing}; has {list(df.columns)}")
+    index = df["arch_index"].to_numpy()
+    if (
+        len(df) != N_ARCHS
+        or index.dtype.kind not in "iu"
+        or not np.array_equal(index, np.arange(N_ARCHS))
+    ):
+        raise TableError(f"{what}: expected {N_ARCHS} rows with arch_index 0..{N_ARCHS - 1}")
+    for col in needed:
+        values = df[col].to_numpy()
+        if values.dtype.kind not in "iuf":
+            raise TableError(f"{what}: column {col!r} is {values.dtype}, not numbers")
+        bad = ~np.isfinite(values) | (values < low) | (values > (np.inf if high is None else high))
+        if bad.any():
+            rows = np.flatnonzero(bad)
+            bounds = f"[{low:g}, {high:g}]" if high is not None else f">= {low:g}"
+            raise TableError(
+                f"{what}: column {col!r} has {len(rows)} value(s) not finite in {bounds}, "
+                f"e.g. arch_index {int(rows[0])}: {values[rows[0]]!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -86,13 +112,16 @@ class NB201Table:
                 f"NB201 datasets {unknown or datasets!r}; allowed: {', '.join(DATASETS)}"
             )
         acc_cols = [c for d in datasets for c in COLUMNS_12[d]]
-        _check_frame(df, acc_cols, "NB201 12-epoch table")
+        _check_frame(df, acc_cols, "NB201 12-epoch table", 0.0, 100.0)
         space = NB201Space()
-        codes = space.codes(np.array([space.encode(s) for s in df["arch_str"]]))
+        try:
+            codes = space.codes(np.array([space.encode(str(s)) for s in df["arch_str"]]))
+        except ValueError as e:
+            raise TableError(f"NB201 12-epoch table: column 'arch_str': {e}") from None
         index_of_code = np.full(N_ARCHS, -1, dtype=np.int64)
         index_of_code[codes] = np.arange(N_ARCHS)
         if (index_of_code < 0).any():
-            raise ValueError("NB201 12-epoch table: arch strings do not cover all 15,625 cells")
+            raise TableError("NB201 12-epoch table: arch strings do not cover all 15,625 cells")
         columns = {c: df[c].to_numpy(dtype=np.float64) for c in acc_cols}
         return cls(df["arch_str"].to_numpy(dtype=object), index_of_code, columns)
 
@@ -199,7 +228,7 @@ def hardware_aware_task(
     devices = [c for c in latency.columns if c not in ("arch_index", "arch_str")]
     if device not in devices:
         raise ValueError(f"unknown latency device {device!r}; allowed: {', '.join(devices)}")
-    _check_frame(latency, [device], "NB201 latency table")
+    _check_frame(latency, [device], "NB201 latency table", 0.0, None)
     base = TabularTask(table, dataset)
     lat = latency[device].to_numpy(dtype=np.float64)
     reward = latency_reward(base.val, lat, target_ms, w)
