@@ -35,6 +35,8 @@ def quiet_warnings() -> None:
     # kedro-mlflow's KedroPipelineModel.predict has no type hints, and mlflow warns when the
     # class is defined from inside its own catch_warnings, which no filter reaches: define it
     # here once with the warning recorded and dropped.
+    # mmseg's own decode heads build their losses through its deprecated build_loss.
+    warnings.filterwarnings("ignore", message=r"``build_loss`` would be deprecated")
     # mlflow configures its own logger when imported; its INFO lines (database set-up) go.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     with warnings.catch_warnings(record=True):

@@ -189,7 +189,8 @@ def training_log_figure(rows: list[dict], title: str) -> Figure:
         if "lr" in frame:
             ax_lr.plot(step, frame["lr"])
     ax_loss.set(xlabel="iteration", ylabel="training loss", title=title)
-    ax_loss.legend(fontsize=8)
+    if ax_loss.lines:
+        ax_loss.legend(fontsize=8)
     ax_lr.set(xlabel="iteration", ylabel="learning rate", title="schedule")
     fig.tight_layout()
     return fig

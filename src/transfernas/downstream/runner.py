@@ -11,6 +11,7 @@ load only (DESIGN § Dependencies), never a global switch.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -89,16 +90,23 @@ class DownstreamParams(BaseModel):
     work_dir: str = Field(..., description="Runner work dirs (checkpoints, logs) go below")
 
 
-# each toolbox's visualization hook and visualizer
-VISUALIZATION = {
-    "mmdet": ("DetVisualizationHook", "DetLocalVisualizer"),
-    "mmseg": ("SegVisualizationHook", "SegLocalVisualizer"),
-}
+# each toolbox's visualizer: it keeps the per-iteration scalars (no drawing hook: nothing is drawn)
+VISUALIZER = {"mmdet": "DetLocalVisualizer", "mmseg": "SegLocalVisualizer"}
+# mmengine messages about its own internals, logged on every run whatever the config
+MMENGINE_NOISE = (
+    '"FileClient" will be deprecated',  # CheckpointHook builds one until mmengine 1.0
+    '"HardDiskBackend" is the alias',  # ... and FileClient names its local backend so
+    "The prefix is not set in metric class IoUMetric",  # a prefix would rename segmentation.mIoU
+)
+
+
+def _drop_mmengine_noise(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith(MMENGINE_NOISE)
 
 
 def runner_cfg(scope: str, work_dir: Path, schedule: ScheduleConfig) -> dict[str, Any]:
     """Everything of a Runner config but the model, data and evaluator."""
-    hook, visualizer = VISUALIZATION[scope]
+    visualizer = VISUALIZER[scope]
     warmup = min(schedule.warmup_iters, schedule.max_iters - 1)
     schedulers: list[dict[str, Any]] = [
         {
@@ -158,7 +166,6 @@ def runner_cfg(scope: str, work_dir: Path, schedule: ScheduleConfig) -> dict[str
                 "max_keep_ckpts": 1,
             },
             "sampler_seed": {"type": "DistSamplerSeedHook"},
-            "visualization": {"type": hook},
         },
         "env_cfg": {
             "cudnn_benchmark": False,
@@ -223,21 +230,27 @@ def train_and_evaluate(cfg: dict[str, Any]) -> tuple[dict[str, float], list[dict
     register()  # a config dict, unlike a config file, does not run its custom_imports
     with owned(cfg["work_dir"]):
         runner = Runner.from_cfg(Config(cfg))
+        runner.logger.addFilter(_drop_mmengine_noise)
         with trusted_runner_checkpoints():  # train() resumes, val() loads the last checkpoint
             start = time.perf_counter()
             runner.train()
             train_s = time.perf_counter() - start
             metrics = {k: float(v) for k, v in runner.val().items()}
         metrics["train_s"] = train_s
-        return metrics, scalar_log(Path(runner.log_dir)), runner.model
+        return metrics, scalar_log(Path(runner.log_dir).parent), runner.model
 
 
-def scalar_log(log_dir: Path) -> list[dict[str, Any]]:
-    """The LocalVisBackend's per-iteration scalars (loss, lr, …) as rows."""
-    path = log_dir / "vis_data" / "scalars.json"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+def scalar_log(work_dir: Path) -> list[dict[str, Any]]:
+    """The LocalVisBackend's per-iteration scalars (loss, lr, …) as rows, over every run in
+    ``work_dir`` (a resumed training logs only its new iterations in a new timestamped folder;
+    a row of the same kind logged twice for a step keeps its latest version)."""
+    rows: dict[Any, dict[str, Any]] = {}
+    for path in sorted(work_dir.glob("*/vis_data/scalars.json")):  # timestamps sort in time
+        for line in path.read_text().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                rows[(row.get("step", row.get("iter")), tuple(sorted(row)))] = row
+    return list(rows.values())
 
 
 class TensorForward(nn.Module):

@@ -65,7 +65,14 @@ def fcn_head(
         "num_classes": len(CLASSES),
         "norm_cfg": {"type": "BN", "requires_grad": True},
         "align_corners": False,
-        "loss_decode": {"type": "CrossEntropyLoss", "use_sigmoid": False, "loss_weight": weight},
+        # the mean over labelled pixels, as torch's cross_entropy (mmseg's default averages over
+        # all pixels, ignored ones included, and warns about it)
+        "loss_decode": {
+            "type": "CrossEntropyLoss",
+            "use_sigmoid": False,
+            "loss_weight": weight,
+            "avg_non_ignore": True,
+        },
     }
 
 
