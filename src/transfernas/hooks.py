@@ -31,6 +31,8 @@ from kedro.pipeline import Pipeline
 from kedro.pipeline.node import Node
 from mlflow.tracking import MlflowClient
 
+from transfernas.pipeline_registry import CHAIN
+
 log = logging.getLogger(__name__)
 
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
@@ -74,14 +76,17 @@ def stage_description(stage: str) -> str:
     return first.split(": ", 1)[-1].rstrip(".")
 
 
-def _stage_of_nodes(pipeline: Pipeline) -> dict[str, str]:
-    """Node name → the registered stage pipeline it comes from (the first that has it)."""
-    stages: dict[str, str] = {}
-    for name in registered:
-        if name != "__default__":
-            for node in registered[name].nodes:
-                stages.setdefault(node.name, name)
-    return {node.name: stages.get(node.name, "__default__") for node in pipeline.nodes}
+def _stage_of_nodes(pipeline: Pipeline, names: list[str]) -> dict[str, str]:
+    """Node name → its stage in this run: one of the pipelines the run was asked for, the
+    default one read as its chain of stages (a node shared by several pipelines, as
+    ``detection`` and ``detection_morphnet`` share theirs, belongs to the one that was run)."""
+    stages = [s for name in names for s in (CHAIN if name == "__default__" else (name,))]
+    owner: dict[str, str] = {}
+    for stage in stages:
+        if stage in registered:
+            for node in registered[stage].nodes:
+                owner.setdefault(node.name, stage)
+    return {node.name: owner.get(node.name, "+".join(names)) for node in pipeline.nodes}
 
 
 def _flat_params(inputs: dict[str, Any]) -> dict[str, str]:
@@ -117,7 +122,8 @@ class RunTracking:
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog) -> None:
         self.__init__()
         self._project = Path(run_params.get("project_path") or Path.cwd())
-        self._stage = _stage_of_nodes(pipeline)
+        names = list(run_params.get("pipeline_names") or ["__default__"])
+        self._stage = _stage_of_nodes(pipeline, names)
         self._left = Counter(self._stage.values())
         for node in pipeline.nodes:
             self._outputs.setdefault(self._stage[node.name], set()).update(node.outputs)
