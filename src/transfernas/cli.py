@@ -32,13 +32,13 @@ def quiet_warnings() -> None:
     # Kedro registers its own resolvers (and ours, from settings.CONFIG_LOADER_ARGS), and
     # kedro-mlflow its `km.random_name`, through omegaconf's deprecated register_new_resolver.
     warnings.filterwarnings("ignore", message=r"register_new_resolver\(\) is deprecated")
-    # kedro-mlflow's KedroPipelineModel.predict has no type hints, and mlflow warns when the
-    # class is defined from inside its own catch_warnings, which no filter reaches: define it
-    # here once with the warning recorded and dropped.
     # mmseg's own decode heads build their losses through its deprecated build_loss.
     warnings.filterwarnings("ignore", message=r"``build_loss`` would be deprecated")
     # mlflow configures its own logger when imported; its INFO lines (database set-up) go.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    # kedro-mlflow's KedroPipelineModel.predict has no type hints, and mlflow warns when the
+    # class is defined from inside its own catch_warnings, which no filter reaches: define it
+    # here once with the warning recorded and dropped.
     with warnings.catch_warnings(record=True):
         import kedro_mlflow.mlflow.kedro_pipeline_model  # noqa: F401
 

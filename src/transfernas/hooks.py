@@ -108,6 +108,10 @@ class RunTracking:
     """
 
     def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        """Forget the previous run (one hook object serves every run of a session)."""
         self._stage: dict[str, str] = {}
         self._outputs: dict[str, set[str]] = {}
         self._left: Counter[str] = Counter()
@@ -120,7 +124,7 @@ class RunTracking:
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Pipeline, catalog) -> None:
-        self.__init__()
+        self._reset()
         self._project = Path(run_params.get("project_path") or Path.cwd())
         names = list(run_params.get("pipeline_names") or ["__default__"])
         self._stage = _stage_of_nodes(pipeline, names)
