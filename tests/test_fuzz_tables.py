@@ -27,48 +27,34 @@ VALUE = st.one_of(
     st.floats(0, 100),
     st.sampled_from([-0.5, 100.5, 0.0, 100.0, 1e300]),
 )
-ROW = st.integers(0, len(FRAME) - 1)
 
 
 @st.composite
 def frames(draw) -> pd.DataFrame:
     df = FRAME.copy()
+    ops = ["cell", "cell", "cell", "drop_col", "drop_row", "dup_row", "swap_index", "arch", "text"]
     for _ in range(draw(st.integers(1, 3))):
-        op = draw(
-            st.sampled_from(
-                [
-                    "cell",
-                    "cell",
-                    "cell",
-                    "drop_col",
-                    "drop_row",
-                    "dup_row",
-                    "swap_index",
-                    "arch",
-                    "text",
-                ]
-            )
-        )
-        if op == "cell":
-            df.loc[draw(ROW), draw(st.sampled_from(ACC))] = draw(VALUE)
+        op = draw(st.sampled_from(ops))
+        row = st.integers(0, len(df) - 1)
+        col = st.sampled_from([c for c in ACC if c in df.columns] or ["arch_str"])
+        if op == "cell" and "arch_str" in df.columns:
+            df.loc[draw(row), draw(col)] = draw(VALUE)
         elif op == "drop_col":
             df = df.drop(columns=[draw(st.sampled_from(list(df.columns)))])
         elif op == "drop_row":
-            df = df.drop(index=draw(ROW)).reset_index(drop=True)
-        elif op == "dup_row":
-            i, j = draw(ROW), draw(ROW)
-            df.loc[j, "arch_str"] = df.loc[i, "arch_str"]
-        elif op == "swap_index":
-            i, j = draw(ROW), draw(ROW)
+            df = df.drop(index=draw(row)).reset_index(drop=True)
+        elif op == "dup_row" and "arch_str" in df.columns:
+            df.loc[draw(row), "arch_str"] = df.loc[draw(row), "arch_str"]
+        elif op == "swap_index" and "arch_index" in df.columns:
+            i, j = draw(row), draw(row)
             df.loc[[i, j], "arch_index"] = df.loc[[j, i], "arch_index"].to_numpy()
-        elif op == "arch":
-            df.loc[draw(ROW), "arch_str"] = draw(
-                st.text(max_size=12) | st.just("|none~0|+|none~0|none~1|+|none~0|none~1|none~3|")
-            )
-        else:
-            col = draw(st.sampled_from(ACC))
-            df[col] = df[col].astype(object)
-            df.loc[draw(ROW), col] = draw(st.text(max_size=3))
+        elif op == "arch" and "arch_str" in df.columns:
+            bad = st.text(max_size=12) | st.just("|none~0|+|none~0|none~1|+|none~0|none~1|none~3|")
+            df.loc[draw(row), "arch_str"] = draw(bad)
+        elif op == "text":
+            name = draw(col)
+            df[name] = df[name].astype(object)
+            df.loc[draw(row), name] = draw(st.text(max_size=3))
     return df
 
 

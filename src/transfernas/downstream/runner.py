@@ -242,15 +242,18 @@ def train_and_evaluate(cfg: dict[str, Any]) -> tuple[dict[str, float], list[dict
 
 def scalar_log(work_dir: Path) -> list[dict[str, Any]]:
     """The LocalVisBackend's per-iteration scalars (loss, lr, …) as rows, over every run in
-    ``work_dir`` (a resumed training logs only its new iterations in a new timestamped folder;
-    a row of the same kind logged twice for a step keeps its latest version)."""
+    ``work_dir``: a resumed training logs only its new iterations, in a new timestamped folder,
+    named in each row's ``run`` (a row of the same kind logged twice for a step keeps its
+    latest version)."""
     rows: dict[Any, dict[str, Any]] = {}
     for path in sorted(work_dir.glob("*/vis_data/scalars.json")):  # timestamps sort in time
         for line in path.read_text().splitlines():
             if line.strip():
                 row = json.loads(line)
-                rows[(row.get("step", row.get("iter")), tuple(sorted(row)))] = row
-    return list(rows.values())
+                rows[(row.get("step", row.get("iter")), tuple(sorted(row)))] = row | {
+                    "run": path.parts[-3]
+                }
+    return sorted(rows.values(), key=lambda r: (r["run"], r.get("step", r.get("iter", 0))))
 
 
 class TensorForward(nn.Module):

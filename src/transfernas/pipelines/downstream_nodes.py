@@ -64,9 +64,13 @@ def train_and_report(
     metrics: dict[str, Any] = {
         k.replace("/", "."): {"value": v, "step": 0} for k, v in final.items()
     }
-    for key in sorted({k for r in rows for k in r if k.startswith("loss")}):
+    # MLflow gets this run's iterations only (a resumed run's earlier ones are in the earlier
+    # run); the plot shows them all
+    latest = max((r["run"] for r in rows), default=None)
+    new = [r for r in rows if r["run"] == latest]
+    for key in sorted({k for r in new for k in r if k.startswith("loss")}):
         metrics[f"train.{key}"] = [
-            {"step": int(r["step"]), "value": float(r[key])} for r in rows if key in r
+            {"step": int(r["step"]), "value": float(r[key])} for r in new if key in r
         ]
     results = {
         "task": name,
