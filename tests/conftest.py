@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from hypothesis import HealthCheck, settings
 
 from transfernas.spaces.base import SearchSpace
 from transfernas.tasks.tabular import NB201Table
@@ -15,6 +16,17 @@ from transfernas.tasks.tabular import NB201Table
 ROOT = Path(__file__).resolve().parents[1]
 NB201_DIR = ROOT / "data" / "01_raw" / "nb201"
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
+
+# the property-based suites (tests/test_fuzz_*.py): 500 examples each, the same ones every run
+settings.register_profile(
+    "transfernas",
+    max_examples=500,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+settings.load_profile("transfernas")
 
 
 @pytest.fixture(scope="session")

@@ -16,19 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, event, example, given, settings
+from hypothesis import event, example, given
 from hypothesis import strategies as st
 from pycocotools.coco import COCO
 
 from transfernas.data.coco import CocoFormatError, check_coco
 
-FUZZ = settings(
-    max_examples=500,
-    derandomize=True,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
 FILES = ("a.jpg", "ü b/c.jpg", "d.png")
 VALID: dict[str, Any] = {
     "images": [
@@ -225,7 +218,6 @@ def _same_as_libraries(path: Path, img_dir: Path, data: dict, counts: dict) -> N
     assert sorted(map(repr, read)) == sorted(map(repr, written))
 
 
-@FUZZ
 @given(data=mutated() | plausible())
 @example(data=copy.deepcopy(VALID))
 @example(data=[VALID])  # a list at the top level: was an AttributeError
@@ -247,7 +239,6 @@ def test_coco_file_is_rejected_or_read_as_the_libraries_read_it(tmp_path_factory
         _same_as_libraries(path, img_dir, data, counts)
 
 
-@FUZZ
 @given(
     cuts=st.lists(st.tuples(st.integers(0, 2000), st.binary(max_size=4)), min_size=1, max_size=4),
     truncate=st.one_of(st.none(), st.integers(0, 2000)),

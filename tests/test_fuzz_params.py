@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from transfernas.benchmark import NB201BenchmarkConfig
@@ -26,13 +26,6 @@ from transfernas.tasks.subdataset import TrainedTaskParams
 
 from .conftest import ROOT
 
-FUZZ = settings(
-    max_examples=500,
-    derandomize=True,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
 MODELS: dict[str, Any] = {
     "subdatasets": SubdatasetParams,
     "trained_task": TrainedTaskParams,
@@ -107,7 +100,6 @@ def edited(draw) -> tuple[str, dict, list[str]]:
     return key, block, touched
 
 
-@FUZZ
 @given(case=edited())
 @example(case=("executor", {"kind": "ray", "ray": {"num_cpus": float("nan")}}, ["executor.ray"]))
 @example(case=("subdatasets", {"n_classes": [10**30]}, ["subdatasets.n_classes"]))

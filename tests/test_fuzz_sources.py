@@ -12,19 +12,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from transfernas.data.sources import ImageFolderSource, SourceError, _ArrayOnlyUnpickler, load_batch
 
-FUZZ = settings(
-    max_examples=500,
-    derandomize=True,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
 RNG = np.random.default_rng(0)
 VALID = {"data": RNG.integers(0, 256, (3, 3 * 4 * 4), dtype=np.uint8), "labels": [1, 7, 3]}
 INTS = st.sampled_from([np.uint8, np.int16, np.int64, np.uint64, np.float32, np.bool_])
@@ -90,7 +83,6 @@ def batches(draw) -> Any:
     return batch
 
 
-@FUZZ
 @given(batch=batches(), protocol=st.sampled_from([2, 4]))
 @example(batch=VALID, protocol=4)
 @example(batch=VALID | {"labels": [0, 1, 2]}, protocol=4)  # 0 is no 1-based label: was class -1
@@ -106,7 +98,6 @@ def test_batch_is_rejected_or_read_as_written(tmp_path_factory, batch, protocol)
         _read_as_written(raw, *read)
 
 
-@FUZZ
 @given(
     edits=st.lists(st.tuples(st.integers(0, 400), st.binary(min_size=1, max_size=3)), max_size=4),
     truncate=st.one_of(st.none(), st.integers(0, 400)),
@@ -150,7 +141,6 @@ LINE = st.one_of(
 )
 
 
-@FUZZ
 @given(lines=st.lists(LINE, max_size=6), sep=st.sampled_from(["\n", "\r\n"]))
 @example(lines=["val_1.JPEG\tn01", "ü 3.png\tn02"], sep="\n")
 def test_val_label_file_is_rejected_or_read_as_written(tmp_path_factory, tree, lines, sep):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from transfernas.spaces.nb201 import NB201Space
@@ -13,13 +13,6 @@ from transfernas.tasks.tabular import COLUMNS_12, DATASETS, NB201Table, TableErr
 
 from .conftest import ROOT
 
-FUZZ = settings(
-    max_examples=500,
-    derandomize=True,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
 FRAME = pd.read_parquet(ROOT / "data/01_raw/nb201/nb201_12epoch.parquet")
 ACC = [c for d in DATASETS for c in COLUMNS_12[d]]
 VALUE = st.one_of(
@@ -58,7 +51,6 @@ def frames(draw) -> pd.DataFrame:
     return df
 
 
-@FUZZ
 @given(df=frames())
 @example(df=FRAME)
 @example(
