@@ -14,32 +14,12 @@ import yaml
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from transfernas.benchmark import NB201BenchmarkConfig
 from transfernas.config import ParameterError, validate_params, validate_searchers
-from transfernas.data.build import SubdatasetParams
-from transfernas.downstream import KINDS
-from transfernas.executors import ExecutorConfig
-from transfernas.export.backbone import ExportParams
-from transfernas.morphnet.resize import MorphNetParams
-from transfernas.stages import MetaTrainParams, TargetSearchParams
-from transfernas.tasks.subdataset import TrainedTaskParams
 
 from .conftest import ROOT
+from .test_conf import MODELS as CONF_MODELS
 
-MODELS: dict[str, Any] = {
-    "subdatasets": SubdatasetParams,
-    "trained_task": TrainedTaskParams,
-    "executor": ExecutorConfig,
-    "meta_train": MetaTrainParams,
-    "adapt": TargetSearchParams,
-    "search": TargetSearchParams,
-    "export_backbone": ExportParams,
-    "morphnet": MorphNetParams,
-    "detection": KINDS["detection"].params,
-    "segmentation": KINDS["segmentation"].params,
-    "nb201_benchmark": NB201BenchmarkConfig,
-    "searchers": None,  # validate_searchers
-}
+MODELS: dict[str, Any] = CONF_MODELS | {"searchers": None}  # None: validate_searchers
 BASE = {
     key: value
     for path in sorted((ROOT / "conf/base").glob("parameters*.yml"))
