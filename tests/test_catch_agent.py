@@ -13,7 +13,7 @@ import torch
 
 from transfernas.benchmark import NB201BenchmarkConfig, meta_train_for
 from transfernas.meta import meta_train, scheduled
-from transfernas.search import run_search
+from transfernas.search import ResumeMismatchError, run_search
 from transfernas.searchers import make_searcher
 from transfernas.tasks.tabular import COLUMNS_12, NB201Table, TabularTask
 
@@ -178,3 +178,16 @@ def test_meta_train_refuses_a_searcher_that_cannot_be_meta_trained(table):
         meta_train(
             task.space, make_searcher("rea", task.space, None, 0), lambda e: task, 1, 5, pool=[]
         )
+
+
+def test_meta_train_resumed_with_another_task_pool_is_refused(table, tmp_path):
+    """A resume mismatch is the project's error (exit 2 from `kedro run`), not a bare ValueError."""
+    task = TabularTask(table, "cifar100")
+
+    def run(pool: list[str]) -> None:
+        agent = make_searcher("catch-meta", task.space, None, 0)
+        meta_train(task.space, agent, lambda e: task, 1, 3, pool=pool, workdir=tmp_path)
+
+    run(["nb201/cifar100"])
+    with pytest.raises(ResumeMismatchError, match=r"meta\.pt is for .* not "):
+        run(["nb201/ImageNet16-120"])

@@ -22,7 +22,12 @@ from rich.progress import Progress
 from transfernas.executors import Executor
 from transfernas.history import History
 from transfernas.locks import owned
-from transfernas.search import load_checkpoint, run_search, save_checkpoint
+from transfernas.search import (
+    ResumeMismatchError,
+    load_checkpoint,
+    run_search,
+    save_checkpoint,
+)
 from transfernas.searchers.base import Searcher
 from transfernas.spaces.base import SearchSpace
 from transfernas.tasks.base import Task
@@ -100,7 +105,9 @@ def meta_train(
         state = load_checkpoint(workdir / "meta.pt") if workdir is not None else None
         if state is not None:
             if state["identity"] != identity:
-                raise ValueError(f"{workdir}/meta.pt is for {state['identity']}, not {identity}")
+                raise ResumeMismatchError(
+                    f"{workdir}/meta.pt is for {state['identity']}, not {identity}"
+                )
             searcher.load_state_dict(state["searcher"])
             start, curves = state["epoch"], state["curves"]
             for epoch in range(start):
