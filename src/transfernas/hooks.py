@@ -14,7 +14,6 @@ import ast
 import hashlib
 import json
 import logging
-import os
 import platform
 import subprocess
 import time
@@ -24,13 +23,13 @@ from typing import Any
 
 import mlflow
 import pandas as pd
-import torch
 from kedro.framework.hooks import hook_impl
 from kedro.framework.project import pipelines as registered
 from kedro.pipeline import Pipeline
 from kedro.pipeline.node import Node
 from mlflow.tracking import MlflowClient
 
+from transfernas.environment import machine_info
 from transfernas.pipeline_registry import CHAIN
 
 log = logging.getLogger(__name__)
@@ -64,8 +63,10 @@ def params_hash(parameters: dict[str, Any]) -> str:
 
 
 def machine() -> str:
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{platform.node()} · {platform.machine()} · {os.cpu_count()} CPUs · {gpu}"
+    """The host and the hardware benchmarks record (``environment.machine_info``), one line."""
+    info = machine_info()
+    gpu = info.get("cuda_device", "no GPU")
+    return f"{platform.node()} · {info['cpu']} · {info['cpu_count']} CPUs · {gpu}"
 
 
 def stage_description(stage: str) -> str:
