@@ -3,12 +3,15 @@ traceback; and the hook's helpers (git commit, parameter hash, stage description
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from kedro.framework.cli.project import run as kedro_run
 from kedro.io import DatasetError
+from mlflow.tracking import MlflowClient
 
 from transfernas import cli as project_cli
 from transfernas.config import ParameterError
@@ -16,7 +19,7 @@ from transfernas.data.cityscapes import CityscapesLayoutError
 from transfernas.data.coco import CocoFormatError
 from transfernas.data.sources import SourceError
 from transfernas.errors import UserError, user_error
-from transfernas.hooks import git_commit, params_hash, stage_description
+from transfernas.hooks import git_commit, mark_killed_runs, params_hash, stage_description
 from transfernas.search import ResumeMismatchError
 
 from .conftest import ROOT
@@ -129,3 +132,27 @@ def test_every_stage_has_a_description():
     for stage in stages:
         text = stage_description(stage)
         assert text and "kedro run" not in text and not text.endswith("."), (stage, text)
+
+
+def test_runs_of_killed_processes_are_marked_killed(tmp_path: Path):
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    exp = client.create_experiment("transfernas")
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # its pid now names no process
+    runs = {
+        name: client.create_run(exp, tags={"transfernas.host": host, "transfernas.pid": str(pid)})
+        for name, host, pid in [
+            ("killed", "here", gone.pid),
+            ("running", "here", os.getppid()),
+            ("elsewhere", "there", gone.pid),
+        ]
+    }
+    runs["untagged"] = client.create_run(exp)  # started before the hook tagged it: left alone
+    assert mark_killed_runs(client, exp, "here") == [runs["killed"].info.run_id]
+    status = {k: client.get_run(r.info.run_id).info.status for k, r in runs.items()}
+    assert status == {
+        "killed": "KILLED",
+        "running": "RUNNING",
+        "elsewhere": "RUNNING",
+        "untagged": "RUNNING",
+    }

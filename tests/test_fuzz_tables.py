@@ -1,5 +1,6 @@
-"""Property-based test of the NB201 table reader: the shipped 12-epoch table with cells, rows or
-columns changed is either read value for value or rejected with a TableError naming it."""
+"""Property-based tests of the NB201 table readers: the shipped 12- and 200-epoch tables with
+cells, rows or columns changed are either read value for value or rejected with a TableError
+naming the table."""
 
 from __future__ import annotations
 
@@ -9,12 +10,21 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from transfernas.spaces.nb201 import NB201Space
-from transfernas.tasks.tabular import COLUMNS_12, DATASETS, NB201Table, TableError
+from transfernas.tasks.tabular import (
+    COLUMNS_12,
+    COLUMNS_200,
+    DATASETS,
+    NB201Table,
+    TableError,
+    check_test200,
+)
 
 from .conftest import ROOT
 
 FRAME = pd.read_parquet(ROOT / "data/01_raw/nb201/nb201_12epoch.parquet")
 ACC = [c for d in DATASETS for c in COLUMNS_12[d]]
+FRAME_200 = pd.read_parquet(ROOT / "data/01_raw/nb201/nb201_200epoch.parquet")
+ACC_200 = list(COLUMNS_200.values())
 VALUE = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.floats(0, 100),
@@ -23,13 +33,13 @@ VALUE = st.one_of(
 
 
 @st.composite
-def frames(draw) -> pd.DataFrame:
-    df = FRAME.copy()
+def frames(draw, base: pd.DataFrame = FRAME, acc: list[str] = ACC) -> pd.DataFrame:
+    df = base.copy()
     ops = ["cell", "cell", "cell", "drop_col", "drop_row", "dup_row", "swap_index", "arch", "text"]
     for _ in range(draw(st.integers(1, 3))):
         op = draw(st.sampled_from(ops))
         row = st.integers(0, len(df) - 1)
-        col = st.sampled_from([c for c in ACC if c in df.columns] or ["arch_str"])
+        col = st.sampled_from([c for c in acc if c in df.columns] or ["arch_str"])
         if op == "cell" and "arch_str" in df.columns:
             df.loc[draw(row), draw(col)] = draw(VALUE)
         elif op == "drop_col":
@@ -70,3 +80,24 @@ def test_table_is_rejected_or_read_value_for_value(df):
         assert index == df["arch_index"].iloc[row]
         for col in ACC:
             assert table.columns[col][index] == df[col].iloc[row]
+
+
+@given(df=frames(FRAME_200, ACC_200))
+@example(df=FRAME_200)
+@example(df=FRAME_200.assign(cifar100=FRAME_200["cifar100"].where(FRAME_200.index != 3)))  # NaN
+@example(df=FRAME_200.drop(index=5).reset_index(drop=True))  # was the next cell read by index
+def test_200_epoch_table_is_rejected_or_read_value_for_value(df):
+    """Reports read it by arch string (a cell found on a sub-dataset) and by index (NB201)."""
+    try:
+        checked = check_test200(df)
+    except TableError as e:
+        assert str(e).startswith("NB201 200-epoch table: "), e
+        return
+    rows = np.random.default_rng(0).integers(0, len(df), 200)
+    for row in rows:
+        arch = FRAME["arch_str"].iloc[row]
+        (match,) = np.flatnonzero(checked["arch_str"].to_numpy() == arch)
+        for col in ACC_200:
+            value = float(checked[col].iloc[match])
+            assert value == df[col].iloc[match] and 0 <= value <= 100
+        assert checked["arch_index"].iloc[row] == row

@@ -17,6 +17,7 @@ from transfernas.data.build import SamplingConfig, build_subdataset, load_subdat
 from transfernas.data.decode import BadImage, decode_resized
 from transfernas.data.external import external_data
 from transfernas.data.sources import ImageFolderSource, SourceError, load_batch, write_batch
+from transfernas.tasks.subdataset import task_name
 
 from .conftest import ROOT
 
@@ -105,6 +106,19 @@ def test_same_seed_same_subdatasets(tmp_path):
             assert (pa / f).read_bytes() == (pb / f).read_bytes()
     other = make_specs(source, _config(seed=1))
     assert [s.spec_id for s in other] != [p.name for p in a]
+
+
+def test_a_moved_tree_is_another_build_but_the_same_task(tmp_path):
+    """The build folder is keyed by the tree's path; the task name, which seeds every training,
+    is not: a clone elsewhere repeats the same history."""
+    here = _tree(tmp_path / "here")
+    there = shutil.copytree(here, tmp_path / "there" / "tree")
+    (a,) = make_specs(ImageFolderSource(here), _config(n_subdatasets=1))
+    (b,) = make_specs(ImageFolderSource(there), _config(n_subdatasets=1))
+    assert a.spec_id != b.spec_id
+    assert a.sample_id == b.sample_id and task_name(a) == task_name(b)
+    (c,) = make_specs(ImageFolderSource(here), _config(n_subdatasets=1, seed=1))
+    assert c.sample_id != a.sample_id
 
 
 def test_specs_respect_caps_exclusions_and_split(tmp_path):

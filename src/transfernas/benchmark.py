@@ -40,6 +40,7 @@ from transfernas.tasks.tabular import (
     NB201Dataset,
     NB201Table,
     TabularTask,
+    check_test200,
     meta_tasks,
 )
 
@@ -283,7 +284,9 @@ def summarize(
 ) -> pd.DataFrame:
     """The results table; with ``reference``, one-sided Mann–Whitney p-values against it."""
     best = best_of_trials(evals)
-    results = _summary(evals, best, table, test200, n_resamples=n_resamples, seed=seed)
+    results = _summary(
+        evals, best, table, check_test200(test200), n_resamples=n_resamples, seed=seed
+    )
     if reference is None or reference not in set(evals["method"]):
         return results
     pvalues = []

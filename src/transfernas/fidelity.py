@@ -20,7 +20,7 @@ from transfernas.executors import Executor
 from transfernas.history import AppendLog
 from transfernas.spaces.nb201 import NB201Space
 from transfernas.tasks.base import Task
-from transfernas.tasks.tabular import COLUMNS_12, COLUMNS_200, DATASETS, NB201Table
+from transfernas.tasks.tabular import COLUMNS_12, COLUMNS_200, DATASETS, NB201Table, check_test200
 
 
 def nb201_spearman(
@@ -28,6 +28,7 @@ def nb201_spearman(
 ) -> dict[str, float]:
     """``{"<dataset>/val12": ρ, "<dataset>/test200": ρ}`` over the distinct evaluated cells."""
     table = NB201Table.from_frame(t12)
+    check_test200(t200)
     space = NB201Space()
     frame = pd.DataFrame({"arch": list(archs), "reward": np.asarray(rewards, dtype=float)})
     frame = frame.drop_duplicates("arch")

@@ -6,6 +6,8 @@ experiment in MLflow's model-training view, and — when a run covers several st
 default chain does — gives each stage a nested child run named after it, so a stage's
 artifacts, metrics and parameters sit together under the one parent. When a stage's last node
 is done it logs one line: what the stage did, the files it wrote and its MLflow run id.
+A run whose process was killed (``kill -9``, a crash) stays RUNNING in MLflow; the next run on
+the same host marks it KILLED.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import ast
 import hashlib
 import json
 import logging
+import os
 import platform
 import subprocess
 import time
@@ -67,6 +70,31 @@ def machine() -> str:
     info = machine_info()
     gpu = info.get("cuda_device", "no GPU")
     return f"{platform.node()} · {info['cpu']} · {info['cpu_count']} CPUs · {gpu}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return pid != os.getpid()  # this process's pid on another run: a dead one's, reused
+
+
+def mark_killed_runs(client: MlflowClient, experiment_id: str, host: str) -> list[str]:
+    """Runs started on ``host`` by a process that is gone but which MLflow still shows RUNNING
+    (killed before kedro-mlflow could end them): marked KILLED. Returns their ids."""
+    stale = [
+        run.info.run_id
+        for run in client.search_runs([experiment_id], "attributes.status = 'RUNNING'")
+        if run.data.tags.get("transfernas.host") == host
+        and "transfernas.pid" in run.data.tags  # untagged: it died before its first node
+        and not _alive(int(run.data.tags["transfernas.pid"]))
+    ]
+    for run_id in stale:
+        client.set_terminated(run_id, "KILLED")
+    return stale
 
 
 def stage_description(stage: str) -> str:
@@ -132,7 +160,11 @@ class RunTracking:
         self._left = Counter(self._stage.values())
         for node in pipeline.nodes:
             self._outputs.setdefault(self._stage[node.name], set()).update(node.outputs)
-        self._tags = {"transfernas.machine": machine()}
+        self._tags = {
+            "transfernas.machine": machine(),
+            "transfernas.host": platform.node(),
+            "transfernas.pid": str(os.getpid()),
+        }
         if catalog.exists("parameters"):
             self._tags["transfernas.params_hash"] = params_hash(catalog.load("parameters"))
         commit = git_commit(self._project)
@@ -152,7 +184,11 @@ class RunTracking:
         if self._parent is None:
             self._parent = run.info.run_id
             mlflow.set_tags(self._tags)
-            MlflowClient().set_experiment_tag(run.info.experiment_id, *EXPERIMENT_KIND)
+            client = MlflowClient()
+            client.set_experiment_tag(run.info.experiment_id, *EXPERIMENT_KIND)
+            killed = mark_killed_runs(client, run.info.experiment_id, platform.node())
+            if killed:
+                log.info("MLflow: %d run(s) of killed processes marked KILLED", len(killed))
         if not self._chained:
             return
         stage = self._stage[node.name]

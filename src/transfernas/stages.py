@@ -73,6 +73,7 @@ from transfernas.tasks.tabular import (
     NB201Dataset,
     NB201Table,
     TabularTask,
+    check_test200,
     meta_tasks,
 )
 from transfernas.tasks.trained import TrainedTask
@@ -512,6 +513,8 @@ def best_architecture(
         "evaluations": len(history),
         "failed_evaluations": sum(r.get("status") == "failed" for r in history),
     }
+    if task.space.name == "nb201":
+        check_test200(nb201_200epoch)
     if params.task != "nb201" and task.space.name == "nb201":
         row = nb201_200epoch[nb201_200epoch["arch_str"] == best["arch"]].iloc[0]
         out["nb201_test_acc_200epoch"] = {d: float(row[c]) for d, c in COLUMNS_200.items()}

@@ -49,8 +49,18 @@ class SubdatasetSpec(BaseModel):
 
     @property
     def spec_id(self) -> str:
-        blob = json.dumps(self.model_dump(), sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        """Names the build folder: another tree is another build."""
+        return _digest(self.model_dump())
+
+    @property
+    def sample_id(self) -> str:
+        """The same files at the same size wherever the tree lies: names the task (and seeds its
+        trainings), so a clone elsewhere repeats the same history."""
+        return _digest(self.model_dump(exclude={"root"}))
+
+
+def _digest(fields: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
 class SamplingConfig(BaseModel):

@@ -3,7 +3,8 @@
 Both retrain the exported backbone inside an OpenMMLab model with mmengine's ``Runner`` (the
 toolboxes' own datasets, transforms, losses and metrics — mAP and mIoU are theirs, not ours).
 The schedule is iteration-based, checkpoints every ``checkpoint_interval`` iterations and
-resumes from the work dir's last checkpoint after a crash. Runner checkpoints are loaded with
+resumes from the work dir's newest complete checkpoint after a crash or a kill, to the bit
+(``resume.py``). Runner checkpoints are loaded with
 torch's ``weights_only`` unpickler; the few mmengine types they hold are allow-listed for that
 load only (DESIGN § Dependencies), never a global switch.
 """
@@ -12,7 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -163,7 +166,7 @@ def runner_cfg(scope: str, work_dir: Path, schedule: ScheduleConfig) -> dict[str
                 "type": "CheckpointHook",
                 "interval": schedule.checkpoint_interval,
                 "by_epoch": False,
-                "max_keep_ckpts": 1,
+                "max_keep_ckpts": 2,  # the previous one stays while the next is written
             },
             "sampler_seed": {"type": "DistSamplerSeedHook"},
         },
@@ -220,16 +223,44 @@ def trusted_runner_checkpoints() -> Iterator[None]:
         yield
 
 
+def resume_point(work_dir: Path) -> Path | None:
+    """The newest checkpoint in ``work_dir`` written to its end, None if there is none.
+
+    Not mmengine's ``last_checkpoint``: a kill can stop mmengine after it deleted the previous
+    checkpoint and before it named the new one there (every rerun then fails on a missing file;
+    found by tests/test_chaos.py), or in the middle of writing one. A checkpoint is a zip
+    file whose directory is written last, so a cut one does not open.
+    """
+
+    def step(path: Path) -> int:
+        match = re.fullmatch(r"iter_(\d+)\.pth", path.name)
+        return int(match.group(1)) if match else -1
+
+    saved = [p for p in work_dir.glob("iter_*.pth") if step(p) >= 0]
+    for path in sorted(saved, key=step, reverse=True):
+        try:
+            with zipfile.ZipFile(path):
+                return path
+        except (zipfile.BadZipFile, OSError):
+            continue
+    return None
+
+
 def train_and_evaluate(cfg: dict[str, Any]) -> tuple[dict[str, float], list[dict[str, Any]], Any]:
     """Run the config: train (resuming if asked), then validate once; metrics, log rows, model."""
     from mmengine.config import Config
     from mmengine.runner import Runner
 
     from transfernas.downstream.models import register
+    from transfernas.downstream.resume import TorchRandomState
 
     register()  # a config dict, unlike a config file, does not run its custom_imports
     with owned(cfg["work_dir"]):
+        if cfg.get("resume"):
+            point = resume_point(Path(cfg["work_dir"]))
+            cfg = cfg | ({"load_from": str(point)} if point else {"resume": False})
         runner = Runner.from_cfg(Config(cfg))
+        runner.register_hook(TorchRandomState())
         runner.logger.addFilter(_drop_mmengine_noise)
         with trusted_runner_checkpoints():  # train() resumes, val() loads the last checkpoint
             start = time.perf_counter()
@@ -244,15 +275,20 @@ def scalar_log(work_dir: Path) -> list[dict[str, Any]]:
     """The LocalVisBackend's per-iteration scalars (loss, lr, …) as rows, over every run in
     ``work_dir``: a resumed training logs only its new iterations, in a new timestamped folder,
     named in each row's ``run`` (a row of the same kind logged twice for a step keeps its
-    latest version)."""
+    latest version). A last line cut short by a kill is left out."""
     rows: dict[Any, dict[str, Any]] = {}
     for path in sorted(work_dir.glob("*/vis_data/scalars.json")):  # timestamps sort in time
-        for line in path.read_text().splitlines():
-            if line.strip():
+        lines = [line for line in path.read_text().splitlines() if line.strip()]
+        for i, line in enumerate(lines):
+            try:
                 row = json.loads(line)
-                rows[(row.get("step", row.get("iter")), tuple(sorted(row)))] = row | {
-                    "run": path.parts[-3]
-                }
+            except json.JSONDecodeError:
+                if i == len(lines) - 1:
+                    break
+                raise
+            rows[(row.get("step", row.get("iter")), tuple(sorted(row)))] = row | {
+                "run": path.parts[-3]
+            }
     return sorted(rows.values(), key=lambda r: (r["run"], r.get("step", r.get("iter", 0))))
 
 

@@ -30,16 +30,33 @@ from transfernas.plots import training_log_figure
 P = TypeVar("P", bound=DownstreamParams)
 
 
+def weights_digest(weights: dict[str, torch.Tensor]) -> str:
+    """The state dict's names, dtypes, shapes and values, hashed."""
+    digest = hashlib.sha256()
+    for name in sorted(weights):
+        tensor = weights[name].detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def run_setup(
     config: P, weights: dict[str, torch.Tensor], card: dict[str, Any], data: dict[str, str]
 ) -> tuple[P, dict[str, Any]]:
     """The run's own work dir and the card's backbone config loading ``weights``.
 
-    The work dir is ``work_dir/<hash>`` of what training depends on (backbone, data, model,
-    schedule): a rerun of the same resumes its checkpoints; anything else starts fresh instead
-    of resuming another model's. The weights are written into it for ``init_cfg``.
+    The work dir is ``work_dir/<hash>`` of what training depends on (the backbone's config
+    and weights, data, model, schedule) — not the card's measurements, which a rerun of
+    ``export_backbone`` takes again: a rerun of the same resumes its checkpoints; anything else
+    starts fresh instead of resuming another model's. The weights are written into it for
+    ``init_cfg``.
     """
-    parts = [card, data, config.model_dump(exclude={"work_dir", "latency", "search"})]
+    parts = [
+        card["backbone"],
+        weights_digest(weights),
+        data,
+        config.model_dump(exclude={"work_dir", "latency", "search"}),
+    ]
     digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode())
     work_dir = Path(config.work_dir) / digest.hexdigest()[:12]
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -54,6 +71,17 @@ def config_text(cfg: dict[str, Any]) -> str:
     return Config(cfg).pretty_text
 
 
+def loss_curves(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, float]]]:
+    """MLflow's ``train.loss*`` histories: the whole training as an uninterrupted run logs it —
+    a resumed run's earlier iterations too, an iteration trained again after a kill once (its
+    latest value; ``rows`` come in time order)."""
+    curves = {}
+    for key in sorted({k for r in rows for k in r if k.startswith("loss")}):
+        curve = {int(r["step"]): float(r[key]) for r in rows if key in r}
+        curves[f"train.{key}"] = [{"step": s, "value": v} for s, v in sorted(curve.items())]
+    return curves
+
+
 def train_and_report(
     name: str, cfg: dict[str, Any], latency: LatencySizes, card: dict[str, Any]
 ) -> tuple[dict[str, Any], Figure, dict[str, Any]]:
@@ -64,14 +92,7 @@ def train_and_report(
     metrics: dict[str, Any] = {
         k.replace("/", "."): {"value": v, "step": 0} for k, v in final.items()
     }
-    # MLflow gets this run's iterations only (a resumed run's earlier ones are in the earlier
-    # run); the plot shows them all
-    latest = max((r["run"] for r in rows), default=None)
-    new = [r for r in rows if r["run"] == latest]
-    for key in sorted({k for r in new for k in r if k.startswith("loss")}):
-        metrics[f"train.{key}"] = [
-            {"step": int(r["step"]), "value": float(r[key])} for r in new if key in r
-        ]
+    metrics |= loss_curves(rows)
     results = {
         "task": name,
         "metrics": final,

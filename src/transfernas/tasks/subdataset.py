@@ -84,8 +84,8 @@ def subdataset_data(
 
 
 def task_name(spec: SubdatasetSpec) -> str:
-    """``subdataset/<spec id>/<classes>cls@<size>px``: how runs and manifests name the task."""
-    return f"subdataset/{spec.spec_id}/{len(spec.classes)}cls@{spec.image_size}px"
+    """``subdataset/<sample id>/<classes>cls@<size>px``: how runs and manifests name the task."""
+    return f"subdataset/{spec.sample_id}/{len(spec.classes)}cls@{spec.image_size}px"
 
 
 def trained_task(

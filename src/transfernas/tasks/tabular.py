@@ -90,6 +90,28 @@ def _check_frame(
             )
 
 
+def _index_of_code(df: pd.DataFrame, what: str) -> np.ndarray:
+    """NB201 index of each cell's dense code: every arch string parses, each cell once."""
+    space = NB201Space()
+    try:
+        codes = space.codes(np.array([space.encode(str(s)) for s in df["arch_str"]]))
+    except ValueError as e:
+        raise TableError(f"{what}: column 'arch_str': {e}") from None
+    index_of_code = np.full(N_ARCHS, -1, dtype=np.int64)
+    index_of_code[codes] = np.arange(N_ARCHS)
+    if (index_of_code < 0).any():
+        raise TableError(f"{what}: arch strings do not cover all 15,625 cells")
+    return index_of_code
+
+
+def check_test200(df: pd.DataFrame) -> pd.DataFrame:
+    """The 200-epoch table, checked as the 12-epoch one is before a report reads it: every
+    cell once in index order, every test accuracy a finite percentage."""
+    _check_frame(df, list(COLUMNS_200.values()), "NB201 200-epoch table", 0.0, 100.0)
+    _index_of_code(df, "NB201 200-epoch table")
+    return df
+
+
 @dataclass(frozen=True)
 class NB201Table:
     """The 12-epoch table as arrays, addressable by the space's dense code.
@@ -113,15 +135,7 @@ class NB201Table:
             )
         acc_cols = [c for d in datasets for c in COLUMNS_12[d]]
         _check_frame(df, acc_cols, "NB201 12-epoch table", 0.0, 100.0)
-        space = NB201Space()
-        try:
-            codes = space.codes(np.array([space.encode(str(s)) for s in df["arch_str"]]))
-        except ValueError as e:
-            raise TableError(f"NB201 12-epoch table: column 'arch_str': {e}") from None
-        index_of_code = np.full(N_ARCHS, -1, dtype=np.int64)
-        index_of_code[codes] = np.arange(N_ARCHS)
-        if (index_of_code < 0).any():
-            raise TableError("NB201 12-epoch table: arch strings do not cover all 15,625 cells")
+        index_of_code = _index_of_code(df, "NB201 12-epoch table")
         columns = {c: df[c].to_numpy(dtype=np.float64) for c in acc_cols}
         return cls(df["arch_str"].to_numpy(dtype=object), index_of_code, columns)
 

@@ -73,10 +73,8 @@ def meta_train_agent(
             manifest["reward_spearman"] = nb201_spearman(
                 ok["arch"], ok["reward"], nb201_12epoch, nb201_200epoch
             )
-        built = {m["spec_id"] for m in subdataset_manifests}
-        manifest["reused_subdatasets"] = [
-            t for t in checkpoint["tasks"] if t.split("/")[1] in built
-        ]
+        built = {m.get("task") for m in subdataset_manifests}  # none in manifests of old runs
+        manifest["reused_subdatasets"] = [t for t in checkpoint["tasks"] if t in built]
         if not manifest["reused_subdatasets"]:
             log.warning(
                 "no meta-training task is a sub-dataset the subdatasets stage built: "

@@ -12,19 +12,21 @@ from transfernas.config import validate_params
 from transfernas.data.build import SubdatasetParams, build_subdataset, load_subdataset, make_specs
 from transfernas.data.sources import DownsampledSource, ImageFolderSource
 from transfernas.plots import contact_sheet
+from transfernas.tasks.subdataset import task_name
 
 
 def build_subdatasets(
     source: ImageFolderSource | DownsampledSource, params: dict[str, Any]
 ) -> tuple[list[dict[str, Any]], Figure]:
-    """Build every spec; returns the manifests (with folders) and a contact sheet of the first."""
+    """Build every spec; returns the manifests (with folders and task names) and a contact sheet
+    of the first."""
     config = validate_params(SubdatasetParams, params, "subdatasets")
     manifests = []
     for spec in make_specs(source, config):
         folder = build_subdataset(
             spec, config.out_dir, workers=config.workers, chunk_size=config.chunk_size
         )
-        manifests.append({"folder": str(folder), **_read_manifest(folder)})
+        manifests.append({"folder": str(folder), "task": task_name(spec), **_read_manifest(folder)})
     first = manifests[0]
     images, labels = load_subdataset(first["folder"])
     n_classes, size = len(first["classes"]), first["image_size"]
