@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 from mlflow.tracking import MlflowClient
 
 from transfernas.downstream.runner import scalar_log
@@ -33,35 +34,28 @@ from ._kedro import KEDRO, copy_project, kedro_env
 
 pytestmark = pytest.mark.slow
 
-PARAMS = ",".join(
-    [
-        "subdatasets.n_subdatasets=2",
-        "subdatasets.image_sizes=[16]",
-        "subdatasets.train_per_class=20",
-        "trained_task.training.epochs=1",
-        "trained_task.latency.repeats=3",
-        "trained_task.reward.target_ms=null",  # accuracy only: a latency in the reward is noise
-        "meta_train.n_epochs=2",
-        "meta_train.n_search=3",
-        "meta_train.fidelity.n_archs=3",
-        "meta_train.fidelity.epochs_factor=2",
-        "adapt.budget=3",
-        "export_backbone.training.epochs=1",
-        "export_backbone.pretrain.image_size=32",
-        "export_backbone.latency.repeats=3",
-    ]
-    + [
-        f"{kind}.{key}"
-        for kind in ("detection", "segmentation")
-        for key in (
-            "schedule.max_iters=6",
-            "schedule.checkpoint_interval=2",
-            "schedule.warmup_iters=1",
-            "schedule.log_interval=1",
-            "latency.repeats=3",
-        )
-    ]
-)
+# conf/local/parameters.yml of both projects: the default chain, tiny (merged key by key)
+DOWNSTREAM = {
+    "schedule": {"max_iters": 6, "checkpoint_interval": 2, "warmup_iters": 1, "log_interval": 1},
+    "latency": {"sizes": [[64, 64]], "repeats": 3},
+}
+PARAMS = {
+    "subdatasets": {"n_subdatasets": 2, "image_sizes": [16], "train_per_class": 20},
+    "trained_task": {
+        "training": {"epochs": 1},
+        "latency": {"repeats": 3},
+        "reward": {"target_ms": None},  # accuracy only: a latency in the reward is noise
+    },
+    "meta_train": {"n_epochs": 2, "n_search": 3, "fidelity": {"n_archs": 3, "epochs_factor": 2}},
+    "adapt": {"budget": 3},
+    "export_backbone": {
+        "training": {"epochs": 1},
+        "pretrain": {"image_size": 32},
+        "latency": {"input_size": [64, 64], "repeats": 3},
+    },
+    "detection": DOWNSTREAM,
+    "segmentation": DOWNSTREAM,
+}
 STAGE_OF = {
     "build_subdatasets": "subdatasets",
     "meta_train_agent": "meta_train",
@@ -96,7 +90,7 @@ class KedroRun:
 
     def __init__(self, project: Path) -> None:
         self.proc = subprocess.Popen(
-            [KEDRO, "run", "--params", PARAMS],
+            [KEDRO, "run"],
             cwd=project,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -159,18 +153,24 @@ class KedroRun:
         self.ended = time.monotonic()
 
 
+def _tiny_project(path: Path) -> Path:
+    project = copy_project(path)
+    (project / "conf/local/parameters.yml").write_text(yaml.safe_dump(PARAMS))
+    return project
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, Any]:
     """The uninterrupted run (moved to ``ref``), then the killed-and-rerun one in its place:
     both ran at the same path, as the durable state is keyed by the source tree's path."""
     base = tmp_path_factory.mktemp("chaos")
-    project = copy_project(base / "project")
+    project = _tiny_project(base / "project")
     ref = KedroRun(project)
     ref.finish()
     windows = [ref.window(*target) for target in TARGETS]
     project.rename(base / "ref")
 
-    copy_project(project)
+    _tiny_project(project)
     rng = random.Random(SEED)
     moments = [rng.uniform(0.05, 0.95) * w for w in windows]
     kills = []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -63,6 +64,11 @@ def load_file(path: str | Path, size: int, resize: Resize = "squash") -> tuple[n
     return decode_resized(data, size, resize, str(path)), hashlib.sha256(data).hexdigest()
 
 
+# ``<batch file>#<row>``: an image of a downsampled-ImageNet batch. A file of an ImageNet tree
+# always ends in an image suffix, so one named ``a#1.JPEG`` is a file, not row 1 of ``a``.
+BATCH_ITEM = re.compile(r".+#\d+")
+
+
 @lru_cache(maxsize=1)
 def _batch(path: str) -> np.ndarray:
     """The images of one downsampled-ImageNet batch; one batch per process stays cached."""
@@ -93,12 +99,15 @@ def decode_chunk(job: tuple[Sequence[str], int, Resize]) -> tuple[np.ndarray, li
     hashes, errors = [], []
     for i, path in enumerate(paths):
         try:
-            if "#" in Path(path).name:
+            if BATCH_ITEM.fullmatch(Path(path).name):
                 out[i], digest = load_batch_item(path, size)
             else:
                 out[i], digest = load_file(path, size, resize)
             hashes.append(digest)
-        except (BadImage, OSError) as exc:
+        except BadImage as exc:
             hashes.append("")
             errors.append(str(exc))
+        except OSError as exc:  # unreadable: a broken link, a permission, an I/O error
+            hashes.append("")
+            errors.append(f"{path}: {exc.strerror or exc}")
     return out, hashes, errors

@@ -31,8 +31,12 @@ class SourceError(UserError, ValueError):
 
 
 def _images_under(folder: Path) -> list[Path]:
+    """Image files under ``folder``; a broken link is kept, so the build counts it bad by name
+    instead of dropping it without a word (torchvision's ImageFolder lists it too)."""
     return sorted(
-        p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES and (p.is_file() or not p.exists())
     )
 
 
