@@ -14,6 +14,7 @@ import yaml
 
 from transfernas.benchmark import NB201BenchmarkConfig, results_markdown, run_trials, summarize
 from transfernas.environment import machine_info
+from transfernas.executors import ExecutorConfig
 from transfernas.tasks.tabular import NB201Table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,8 +26,26 @@ def parse_args(doc: str) -> argparse.Namespace:
     parser.add_argument("--trials", type=int, default=500)
     parser.add_argument("--budget", type=int, default=50)
     parser.add_argument("--workers", type=int, default=2)
+    add_ray_option(parser)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
     return parser.parse_args()
+
+
+def add_ray_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="run the trials as Ray tasks: a local Ray, or the cluster at ADDRESS "
+        "(e.g. ray://head:10001); --workers is then unused",
+    )
+
+
+def executor_of(args: argparse.Namespace) -> ExecutorConfig | None:
+    if args.ray is None:
+        return None
+    return ExecutorConfig(kind="ray", address=None if args.ray == "local" else args.ray)
 
 
 @dataclass
@@ -56,7 +75,7 @@ def run(args: argparse.Namespace, methods: list[str], reference: str | None = No
         reference=reference,
     )
     start = time.perf_counter()
-    evals = run_trials(table, config)
+    evals = run_trials(table, config, executor=executor_of(args))
     search_s = time.perf_counter() - start
     results = summarize(
         evals, table, test200, n_resamples=config.bootstrap_resamples, reference=reference

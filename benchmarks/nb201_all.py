@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from _nb201 import RAW, ROOT
+from _nb201 import RAW, ROOT, add_ray_option, executor_of
 
 from transfernas.benchmark import (
     NB201BenchmarkConfig,
@@ -59,6 +59,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--long-trials", type=int, default=500, help="trials at 1000 queries")
     parser.add_argument("--methods", nargs="+", default=METHODS, choices=list(SEARCHERS))
     parser.add_argument("--workers", type=int, default=2)
+    add_ray_option(parser)
     parser.add_argument("--log-dir", type=Path, default=ROOT / "data/07_model_output/nb201_all")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results")
     return parser.parse_args()
@@ -75,7 +76,7 @@ def protocol(
         trial_log_dir=str(args.log_dir / f"budget{budget}"),
     )
     start = time.perf_counter()
-    evals = run_trials(table, config)
+    evals = run_trials(table, config, executor=executor_of(args))
     wall = time.perf_counter() - start
     return config, evals, summarize(evals, table, test200, n_resamples=1000), wall
 

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from transfernas.benchmark import NB201BenchmarkConfig, best_so_far, run_trials, summarize
+from transfernas.executors import ExecutorConfig
 from transfernas.tasks.tabular import TabularTask
 
 
@@ -88,6 +89,37 @@ def test_parallel_workers_give_the_same_frame(table):
     serial = run_trials(table, _config(methods=["reinforce", "rea"]), progress=False)
     parallel = run_trials(table, _config(methods=["reinforce", "rea"], n_workers=2), progress=False)
     pd.testing.assert_frame_equal(serial, parallel)
+
+
+@pytest.mark.slow
+def test_trials_on_ray_are_the_process_pools(table, tmp_path):
+    """Trials and leave-one-out meta-trainings as Ray tasks: the same frame and trial log."""
+    config = _config(
+        methods=["rea", "catch-meta"],
+        n_trials=2,
+        budget=6,
+        n_workers=2,
+        meta={"n_epochs": 2, "n_search": 6},
+    )
+    pool = run_trials(
+        table, config.model_copy(update={"trial_log_dir": str(tmp_path / "pool")}), progress=False
+    )
+    on_ray = config.model_copy(update={"trial_log_dir": str(tmp_path / "ray")})
+    try:
+        ray_frame = run_trials(
+            table, on_ray, executor=ExecutorConfig(kind="ray", local_cpus=2), progress=False
+        )
+    finally:
+        import ray
+
+        ray.shutdown()
+    pd.testing.assert_frame_equal(pool, ray_frame)
+    logs = [
+        sorted((tmp_path / kind / "trials.jsonl").read_text().splitlines())
+        for kind in ("pool", "ray")
+    ]
+    assert logs[0] == logs[1] and len(logs[0]) == 2 * 2
+    assert len(list((tmp_path / "ray").glob("meta-catch-meta-*.pt"))) == 1
 
 
 def test_near_tied_optimum_counts_as_hit(table, nb201_200):

@@ -355,14 +355,6 @@ def test_a_run_of_several_stages_has_a_child_run_per_stage(table_chain):
     assert not client.list_artifacts(parent.info.run_id, "adapt")
 
 
-def test_adapt_rerun_resumes_without_new_evaluations(chain):
-    before = pd.read_parquet(chain / "data/07_model_output/adapt_history.parquet")
-    result = _kedro(chain, "run", "--pipeline", "adapt", "--params", TRAINED_STAGES[2][1])
-    assert result.returncode == 0
-    after = pd.read_parquet(chain / "data/07_model_output/adapt_history.parquet")
-    pd.testing.assert_frame_equal(before, after)  # same rows, same timestamps: nothing re-run
-
-
 def test_adapt_refuses_a_checkpoint_of_another_space(chain):
     params = TRAINED_STAGES[2][1] + ",trained_task.space.channel_scale=0.5"
     result = _kedro(chain, "run", "--pipeline", "adapt", "--params", params)
@@ -544,28 +536,6 @@ def test_morphnet_resizes_the_backbone_and_detection_trains_on_it(morphnet_chain
     assert results["iterations"] == 4
     _, det = _mlflow_run(morphnet_chain, "detection_morphnet")
     assert 0 <= det.data.metrics["morphnet_detection.coco.bbox_mAP"] <= 100
-
-
-def test_detection_rerun_resumes_from_its_checkpoint(downstream):
-    result = _kedro(downstream, "run", "--pipeline", "detection", "--params", DOWNSTREAM)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    log = " ".join((result.stdout + result.stderr).split())
-    assert "resumed epoch: 0, iter: 4" in log
-    client, first = _mlflow_run(downstream, "detection")
-    rerun = client.search_runs(
-        [client.get_experiment_by_name("transfernas").experiment_id],
-        "tags.mlflow.runName = 'detection'",
-        order_by=["attributes.start_time DESC"],
-    )[0]
-    # nothing trained again, and the rerun's MLflow record is the whole training, once each
-    curves = [
-        sorted(
-            (m.step, m.value)
-            for m in client.get_metric_history(r.info.run_id, "detection.train.loss")
-        )
-        for r in (first, rerun)
-    ]
-    assert [s for s, _ in curves[1]] == [1, 2, 3, 4] and curves[1] == curves[0]
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing as mp
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager, nullcontext
 from functools import partial
@@ -29,6 +29,7 @@ from rich.progress import Progress
 from scipy import stats
 
 from transfernas.config import SearcherName, SearcherSettings, searcher_config
+from transfernas.executors import ExecutorConfig, ray_init, ray_options
 from transfernas.history import AppendLog
 from transfernas.locks import owned
 from transfernas.meta import MetaTrainingConfig, meta_train, scheduled
@@ -161,13 +162,19 @@ def _meta_job(
 
 
 def run_trials(
-    table: NB201Table, config: NB201BenchmarkConfig, *, progress: bool = True
+    table: NB201Table,
+    config: NB201BenchmarkConfig,
+    *,
+    executor: ExecutorConfig | None = None,
+    progress: bool = True,
 ) -> pd.DataFrame:
     """All methods × datasets × trials; one row per evaluation, sorted, deterministic.
 
     Meta-learning methods are meta-trained first, once per target dataset (leave-one-out), and
     every trial adapts from that state. With ``trial_log_dir`` finished trials and meta-trained
-    states are kept, so a rerun only does what is missing.
+    states are kept, so a rerun only does what is missing. Trials and meta-trainings run in
+    ``n_workers`` local processes, or as Ray tasks when ``executor.kind`` is ``ray`` (a local
+    Ray or the cluster at ``executor.address``): the same records either way.
     """
     log_dir = Path(config.trial_log_dir) if config.trial_log_dir is not None else None
     log = AppendLog(log_dir / "trials.jsonl" if log_dir is not None else None)
@@ -180,7 +187,7 @@ def run_trials(
                 missing = [t for t in range(config.n_trials) if (d, m, t, fps[m]) not in done]
                 if missing:
                     todo[(d, m)] = missing
-        with Progress(disable=not progress) as bar, _pool(table, config) as pool:
+        with Progress(disable=not progress) as bar, _pool(table, config, executor) as pool:
             pretrained = _meta_states(
                 table, config, [k for k in todo if SEARCHERS[k[1]].meta_trained], log_dir, pool, bar
             )
@@ -212,8 +219,35 @@ def run_trials(
         return _to_frame(wanted)
 
 
+class RayPool:
+    """``ProcessPoolExecutor.map``'s contract on Ray: one task per item, results in order;
+    the table goes to the object store once and every task reads it from there."""
+
+    def __init__(self, table: NB201Table, executor: ExecutorConfig) -> None:
+        self.ray = ray_init(executor)
+        self.table = self.ray.put(table)
+        self.remote = self.ray.remote(_on_ray).options(**ray_options(executor))
+
+    def map(self, fn: Callable[..., Any], items: Iterable[Any]) -> Iterator[Any]:
+        refs = [self.remote.remote(fn, item, self.table) for item in items]
+        for ref in refs:
+            yield self.ray.get(ref)
+
+
+def _on_ray(fn: Callable[..., Any], item: Any, table: NB201Table) -> Any:
+    import torch
+
+    torch.set_num_threads(1)  # as in a pool worker: one trial, one core
+    return fn(item, table=table)
+
+
 @contextmanager
-def _pool(table: NB201Table, config: NB201BenchmarkConfig) -> Iterator[ProcessPoolExecutor | None]:
+def _pool(
+    table: NB201Table, config: NB201BenchmarkConfig, executor: ExecutorConfig | None
+) -> Iterator[ProcessPoolExecutor | RayPool | None]:
+    if executor is not None and executor.kind == "ray":
+        yield RayPool(table, executor)
+        return
     if config.n_workers == 1:
         yield None
         return
@@ -229,7 +263,7 @@ def _meta_states(
     config: NB201BenchmarkConfig,
     jobs: list[tuple[str, str]],
     log_dir: Path | None,
-    pool: ProcessPoolExecutor | None,
+    pool: ProcessPoolExecutor | RayPool | None,
     bar: Progress,
 ) -> dict[tuple[str, str], dict[str, Any]]:
     """Meta-trained network state for each (target dataset, method), cached in ``log_dir``."""

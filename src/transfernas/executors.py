@@ -80,32 +80,41 @@ def _evaluate_remote(task: Task, actions: Sequence[int]) -> Evaluation:
     return task.evaluate(actions)
 
 
+def ray_init(config: ExecutorConfig) -> Any:
+    """The ``ray`` module, joined to ``config.address`` or a local Ray (``local_cpus`` CPUs)
+    started if none runs yet; usage stats off (nothing may phone home)."""
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if not ray.is_initialized():
+        init: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
+        if config.address is not None:
+            init["address"] = config.address
+        elif config.local_cpus is not None:
+            init["num_cpus"] = config.local_cpus
+        ray.init(**init)
+    return ray
+
+
+def ray_options(config: ExecutorConfig) -> dict[str, Any]:
+    """What one Ray task reserves, and how often a failed or killed one is re-run."""
+    return {
+        "num_cpus": config.num_cpus,
+        "num_gpus": config.num_gpus,
+        "max_retries": config.max_retries,
+        "retry_exceptions": True,
+    }
+
+
 class RayExecutor:
     """Each candidate is one Ray task with the configured resources.
 
     The task object is put in Ray's object store once per task and shared by its evaluations.
-    ``ray.init`` starts a local Ray (``local_cpus`` CPUs) or joins ``address``; usage stats
-    stay off (nothing may phone home).
     """
 
     def __init__(self, config: ExecutorConfig) -> None:
-        import ray
-
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        self.ray, self.config = ray, config
-        if not ray.is_initialized():
-            init: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
-            if config.address is not None:
-                init["address"] = config.address
-            elif config.local_cpus is not None:
-                init["num_cpus"] = config.local_cpus
-            ray.init(**init)
-        self._remote = ray.remote(_evaluate_remote).options(
-            num_cpus=config.num_cpus,
-            num_gpus=config.num_gpus,
-            max_retries=config.max_retries,
-            retry_exceptions=True,
-        )
+        self.ray, self.config = ray_init(config), config
+        self._remote = self.ray.remote(_evaluate_remote).options(**ray_options(config))
         self._current: tuple[Task, Any] | None = None  # the task in the object store
 
     def map(self, task: Task, candidates: Sequence[Sequence[int]]) -> Iterator[Outcome]:

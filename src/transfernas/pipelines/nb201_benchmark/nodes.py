@@ -16,6 +16,7 @@ from transfernas.benchmark import (
     summarize,
 )
 from transfernas.config import ParameterError, validate_params, validate_searchers
+from transfernas.executors import ExecutorConfig
 from transfernas.plots import best_so_far_figure, sorted_trials_figure
 from transfernas.tasks.tabular import NB201Table
 
@@ -40,10 +41,18 @@ def _config(params: dict[str, Any], searchers: dict[str, Any]) -> NB201Benchmark
 
 
 def run_benchmark(
-    nb201_12epoch: pd.DataFrame, params: dict[str, Any], searchers: dict[str, Any]
+    nb201_12epoch: pd.DataFrame,
+    params: dict[str, Any],
+    searchers: dict[str, Any],
+    executor: dict[str, Any],
 ) -> pd.DataFrame:
-    """Every method × dataset × seeded trial; one row per evaluation (the search histories)."""
-    return run_trials(NB201Table.from_frame(nb201_12epoch), _config(params, searchers))
+    """Every method × dataset × seeded trial; one row per evaluation (the search histories).
+    With ``executor.kind: ray`` the trials are Ray tasks (``n_workers`` is then unused)."""
+    return run_trials(
+        NB201Table.from_frame(nb201_12epoch),
+        _config(params, searchers),
+        executor=validate_params(ExecutorConfig, executor, "executor"),
+    )
 
 
 def summarize_benchmark(

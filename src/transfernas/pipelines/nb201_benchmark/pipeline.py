@@ -15,7 +15,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 run_benchmark,
-                ["nb201_12epoch", "params:nb201_benchmark", "params:searchers"],
+                ["nb201_12epoch", "params:nb201_benchmark", "params:searchers", "params:executor"],
                 "nb201_histories",
                 name="run_nb201_trials",
             ),
