@@ -4,9 +4,9 @@ Both retrain the exported backbone inside an OpenMMLab model with mmengine's ``R
 toolboxes' own datasets, transforms, losses and metrics — mAP and mIoU are theirs, not ours).
 The schedule is iteration-based, checkpoints every ``checkpoint_interval`` iterations and
 resumes from the work dir's newest complete checkpoint after a crash or a kill, to the bit
-(``resume.py``). Runner checkpoints are loaded with
-torch's ``weights_only`` unpickler; the few mmengine types they hold are allow-listed for that
-load only (DESIGN § Dependencies), never a global switch.
+(``resume.py``). Runner checkpoints are loaded with torch's ``weights_only`` unpickler; the few
+mmengine types they hold are allow-listed for that load only (DESIGN § Dependencies), never a
+global switch.
 """
 
 from __future__ import annotations
