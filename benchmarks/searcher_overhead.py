@@ -59,6 +59,7 @@ def measure(methods: list[str], queries: int, seed: int) -> dict[str, dict[str, 
         ms = np.array(per_query) * 1000
         out[method] = {
             "median_ms": round(float(np.median(ms)), 3),
+            "mean_ms": round(float(ms.mean()), 3),
             "p90_ms": round(float(np.percentile(ms, 90)), 3),
             "last100_median_ms": round(float(np.median(ms[-100:])), 3),
             "total_s": round(total, 2),
@@ -118,6 +119,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--baseline", help="git ref of the library to compare with")
     parser.add_argument("--target-ms", type=float, default=3.0)
+    parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
 
     before = (
@@ -132,11 +134,15 @@ def main() -> None:
                 "before_median_ms": before[method]["median_ms"],
                 "speedup": round(before[method]["median_ms"] / after[method]["median_ms"], 2),
             }
-        row["within_target"] = after[method]["median_ms"] <= args.target_ms
+        # a searcher that works in rounds (PNAS expands a beam every few queries) has a tiny
+        # median and a large mean: both must be within the target
+        row["within_target"] = max(after[method]["median_ms"], after[method]["mean_ms"]) <= (
+            args.target_ms
+        )
         rows.append(row)
     frame = pd.DataFrame(rows)
     machine = machine_info()
-    OUT.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     payload = {
         "queries": args.queries,
         "seed": args.seed,
@@ -146,20 +152,20 @@ def main() -> None:
         "machine": machine,
         "results": rows,
     }
-    (OUT / "searcher_overhead.json").write_text(json.dumps(payload, indent=2) + "\n")
+    (args.out / "searcher_overhead.json").write_text(json.dumps(payload, indent=2) + "\n")
     command = "`.venv/bin/python benchmarks/searcher_overhead.py" + (
         f" --baseline {args.baseline}`" if args.baseline else "`"
     )
     md = (
         f"# Searcher overhead per query ({args.queries} queries, NB201 cifar10-valid, 1 thread)\n\n"
         f"{frame.to_markdown(index=False)}\n\n"
-        "ask + tell per query, table lookup excluded; median over the queries, p90, the median "
-        "of the last 100 (the searchers' models grow with the history), total wall seconds. "
-        f"Target: median ≤ {args.target_ms:g} ms.\n\n"
+        "ask + tell per query, table lookup excluded; median and mean over the queries, p90, "
+        "the median of the last 100 (the searchers' models grow with the history), total wall "
+        f"seconds. Target: median and mean ≤ {args.target_ms:g} ms.\n\n"
         f"Machine: {machine['cpu']} ({machine['cpu_count']} cores), torch {machine['torch']}. "
         f"Command: {command}.\n"
     )
-    (OUT / "searcher_overhead.md").write_text(md)
+    (args.out / "searcher_overhead.md").write_text(md)
     print(md)
 
 
