@@ -22,12 +22,7 @@ from rich.progress import Progress
 from transfernas.executors import Executor
 from transfernas.history import History
 from transfernas.locks import owned
-from transfernas.search import (
-    ResumeMismatchError,
-    load_checkpoint,
-    run_search,
-    save_checkpoint,
-)
+from transfernas.search import resume_checkpoint, run_search, save_checkpoint
 from transfernas.searchers.base import Searcher
 from transfernas.spaces.base import SearchSpace
 from transfernas.tasks.base import Task
@@ -102,12 +97,8 @@ def meta_train(
     records: list[dict[str, Any]] = []
     start = 0
     with owned(workdir) if workdir is not None else nullcontext():
-        state = load_checkpoint(workdir / "meta.pt") if workdir is not None else None
+        state = resume_checkpoint(workdir / "meta.pt" if workdir is not None else None, identity)
         if state is not None:
-            if state["identity"] != identity:
-                raise ResumeMismatchError(
-                    f"{workdir}/meta.pt is for {state['identity']}, not {identity}"
-                )
             searcher.load_state_dict(state["searcher"])
             start, curves = state["epoch"], state["curves"]
             for epoch in range(start):

@@ -53,6 +53,15 @@ def load_checkpoint(path: Path) -> dict[str, Any] | None:
     return torch.load(path, weights_only=True) if path.exists() else None
 
 
+def resume_checkpoint(path: Path | None, identity: dict[str, Any]) -> dict[str, Any] | None:
+    """The checkpoint a run resumes from (None: no path, or nothing saved yet); one saved by
+    another run (``identity``: searcher, seed, task, …) is a ResumeMismatchError."""
+    state = load_checkpoint(path) if path is not None else None
+    if state is not None and state["identity"] != identity:
+        raise ResumeMismatchError(f"checkpoint {path} is for {state['identity']}, not {identity}")
+    return state
+
+
 def run_search(
     space: SearchSpace,
     task: Task,
@@ -83,13 +92,9 @@ def run_search(
     identity = {"searcher": searcher.name, "seed": searcher.seed, "task": task.name}
     ckpt_path = Path(checkpoint) if checkpoint is not None else None
     with owned(ckpt_path.parent) if ckpt_path is not None else nullcontext():
-        state = load_checkpoint(ckpt_path) if ckpt_path is not None else None
+        state = resume_checkpoint(ckpt_path, identity)
         done = 0
         if state is not None:
-            if state["identity"] != identity:
-                raise ResumeMismatchError(
-                    f"checkpoint {ckpt_path} is for {state['identity']}, not {identity}"
-                )
             searcher.load_state_dict(state["searcher"])
             done = state["n_told"]
 

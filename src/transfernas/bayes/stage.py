@@ -22,7 +22,7 @@ import torch
 
 from transfernas.bayes.base import BASE, BASEConfig
 from transfernas.data.build import SubdatasetParams, SubdatasetSpec, make_spec
-from transfernas.search import ResumeMismatchError, load_checkpoint, save_checkpoint
+from transfernas.search import load_checkpoint, resume_checkpoint, save_checkpoint
 from transfernas.searchers.base import Searcher, sample_masked
 from transfernas.spaces.base import Actions
 from transfernas.tasks.subdataset import Source, subdataset_data, target_spec, task_name
@@ -61,12 +61,8 @@ def meta_train_base(
     identity = {"config": config.model_dump(), "seed": seed, "source": str(source.root)}
     curves: list[dict[str, Any]] = []
     tasks: list[str] = []
-    state = load_checkpoint(workdir / "base_meta.pt") if workdir is not None else None
+    state = resume_checkpoint(workdir / "base_meta.pt" if workdir is not None else None, identity)
     if state is not None:
-        if state["identity"] != identity:
-            raise ResumeMismatchError(
-                f"{workdir}/base_meta.pt is for {state['identity']}, not {identity}"
-            )
         base.load_state_dict(state["base"])
         curves, tasks = state["curves"], state["tasks"]
     for epoch in range(base.epoch, n_epochs):

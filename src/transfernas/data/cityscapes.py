@@ -21,6 +21,7 @@ import numpy as np
 from cityscapesscripts.helpers.labels import labels as CITYSCAPES_LABELS
 from PIL import Image
 
+from transfernas.data.decode import PIL_ERRORS
 from transfernas.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ def _mask(path: Path, size: tuple[int, int]) -> np.ndarray:
         with Image.open(path) as im:
             mode, mask_size = im.mode, im.size
             mask = np.asarray(im)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+    except PIL_ERRORS as e:
         raise CityscapesLayoutError(f"{path}: unreadable mask ({type(e).__name__}: {e})") from None
     if mode not in MASK_MODES:
         raise CityscapesLayoutError(f"{path}: mode {mode!r}; a mask is 8-bit, one channel (L)")
@@ -88,7 +89,7 @@ def _frame_size(frame: Path) -> tuple[int, int]:
     try:
         with Image.open(frame) as im:
             return im.size
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+    except PIL_ERRORS as e:
         raise CityscapesLayoutError(
             f"{frame}: unreadable frame ({type(e).__name__}: {e})"
         ) from None

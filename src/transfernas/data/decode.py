@@ -18,11 +18,15 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from transfernas.errors import UserError
 
 Resize = Literal["squash", "center_crop"]
+
+
+# what PIL raises on bytes that are not a readable image (UnidentifiedImageError is an OSError)
+PIL_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 
 class BadImage(UserError, ValueError):
@@ -48,13 +52,7 @@ def decode_resized(data: bytes, size: int, resize: Resize = "squash", name: str 
             )
         img = img.resize((size, size), Image.Resampling.BICUBIC, reducing_gap=None)
         return np.asarray(img, dtype=np.uint8)
-    except (
-        OSError,
-        SyntaxError,
-        ValueError,
-        UnidentifiedImageError,
-        Image.DecompressionBombError,
-    ) as exc:
+    except PIL_ERRORS as exc:
         raise BadImage(f"{name or 'image'}: {exc}") from exc
 
 
