@@ -42,9 +42,18 @@ def history_of(table: NB201Table, method: str) -> list[list[int]]:
     return [list(task.space.encode(rec["arch"])) for rec in history]
 
 
+@pytest.fixture
+def one_thread():
+    """As recorded: intra-op threads may reorder float sums. Restored after, since other
+    tests compare with work done in child processes at the default thread count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.mark.parametrize("method", sorted(SEARCHERS))
-def test_history_equals_the_recorded_one(method, table):
-    torch.set_num_threads(1)  # as recorded: intra-op threads may reorder float sums
+def test_history_equals_the_recorded_one(method, table, one_thread):
     golden = json.loads(GOLDEN.read_text())
     assert history_of(table, method) == golden[method]
 

@@ -249,7 +249,16 @@ def _pool(
         yield RayPool(table, executor)
         return
     if config.n_workers == 1:
-        yield None
+        # one thread here too, as in a worker: a thread count can reorder float sums, and a
+        # trial must give the same history whichever way it ran
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield None
+        finally:
+            torch.set_num_threads(threads)
         return
     ctx = mp.get_context("spawn")  # torch is not fork-safe once its thread pool exists
     with ProcessPoolExecutor(

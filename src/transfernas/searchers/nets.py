@@ -40,3 +40,28 @@ def onehot(actions: np.ndarray, choices: Sequence[int]) -> torch.Tensor:
     rows, cols = np.nonzero(actions >= 0)
     out[rows, actions[rows, cols] + offsets(choices)[cols]] = 1.0
     return out
+
+
+class Rows:
+    """Append-only rows in a doubling numpy buffer: O(1) append, the filled part as a view.
+
+    A searcher's history grows by one row per tell and is read many times per tell;
+    rebuilding an array from a list of tuples each time cost more than the networks.
+    """
+
+    def __init__(self, shape: tuple[int, ...] = (), dtype: type = np.float64):
+        self._data = np.zeros((16, *shape), dtype=dtype)
+        self._n = 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    def append(self, row: object) -> None:
+        if self._n == len(self._data):
+            self._data = np.concatenate([self._data, np.zeros_like(self._data)])
+        self._data[self._n] = row
+        self._n += 1
+
+    @property
+    def view(self) -> np.ndarray:
+        return self._data[: self._n]

@@ -101,6 +101,17 @@ def sample_actions(
     return tuple(actions)
 
 
+def masks_of(space: ActionSpace, prefixes: np.ndarray) -> np.ndarray:
+    """``space.mask`` of every row of ``prefixes`` (B, l): (B, choices[l]).
+
+    A space that keeps the default mask (every option valid, NB201) is answered without a
+    Python call per row — samplers ask this for every candidate at every decision.
+    """
+    if isinstance(space, SearchSpace) and type(space).mask is SearchSpace.mask:
+        return np.ones((len(prefixes), space.choices[prefixes.shape[1]]), dtype=bool)
+    return np.stack([space.mask(row) for row in prefixes]).reshape(len(prefixes), -1)
+
+
 def is_valid(space: ActionSpace, actions: Sequence[int]) -> bool:
     if len(actions) != len(space.choices):
         return False

@@ -31,6 +31,7 @@ from transfernas.searchers.base import Searcher, SearcherConfig
 from transfernas.searchers.catch.controller import Controller, ppo_clip_loss
 from transfernas.searchers.catch.encoder import ContextEncoder, kl_to_standard_normal
 from transfernas.searchers.catch.evaluator import Evaluator, PrioritizedReplay
+from transfernas.searchers.nets import Rows
 from transfernas.spaces.base import Actions, sample_actions
 
 ZMode = Literal["posterior", "zero", "prior"]
@@ -96,6 +97,10 @@ class Catch(Searcher):
         """Start a new task: empty history and replay memory, ε back to its start value."""
         self.actions: list[Actions] = []
         self.rewards: list[float] = []
+        # the same history as arrays, read by every update
+        self.action_rows = Rows((len(self.space.choices),), np.int64)
+        self.onehot_rows = Rows((self.controller.arch_dim,), np.float32)
+        self.reward_rows = Rows()
         self.from_policy: list[int] = []  # history positions sampled by the controller
         self.logp_old: list[float] = []  # their log-prob when sampled
         self.masks: list[np.ndarray] = []  # their validity masks (L, K)
@@ -106,7 +111,7 @@ class Catch(Searcher):
 
     # ---- acting -----------------------------------------------------------------------------
     def _normalised(self) -> torch.Tensor:
-        r = np.asarray(self.rewards, dtype=np.float64)
+        r = self.reward_rows.view
         std = r.std() if len(r) > 1 else 1.0
         return torch.as_tensor((r - r.mean()) / (std if std > 1e-12 else 1.0), dtype=torch.float32)
 
@@ -120,7 +125,7 @@ class Catch(Searcher):
             return noise, torch.zeros(())
         n = len(self.rewards)
         idx = self.rng.choice(n, size=min(self.config.n_contexts, n), replace=False)
-        onehot = self.controller.onehot(np.asarray(self.actions)[idx])
+        onehot = torch.from_numpy(self.onehot_rows.view[idx])
         mu, var = self.encoder(onehot, r_hat[idx])
         return mu + var.sqrt() * noise, kl_to_standard_normal(mu, var)
 
@@ -171,11 +176,17 @@ class Catch(Searcher):
                 self.masks.append(mask)
             self.actions.append(actions)
             self.rewards.append(float(reward))
+            self._append_rows(actions, float(reward))
             self.replay.add()
         self.epsilon = max(self.epsilon * self.config.epsilon_decay, self.config.epsilon_min)
         if len(self.rewards) >= 2:
             for _ in range(self.config.updates_per_step):
                 self.loss_log.append(self._update())
+
+    def _append_rows(self, actions: Actions, reward: float) -> None:
+        self.action_rows.append(actions)
+        self.onehot_rows.append(self.controller.onehot(np.asarray([actions]))[0].numpy())
+        self.reward_rows.append(reward)
 
     def _update(self) -> list[float]:
         c = self.config
@@ -185,7 +196,7 @@ class Catch(Searcher):
         # evaluator: Huber loss to the normalised reward on a PER batch, importance-weighted
         k = max(1, math.ceil(c.per_batch_fraction * len(self.replay)))
         idx, weights = self.replay.sample(k, self.rng)
-        pred = self.evaluator(self.controller.onehot(np.asarray(self.actions)[idx]), z)
+        pred = self.evaluator(torch.from_numpy(self.onehot_rows.view[idx]), z)
         target = r_hat[idx]
         huber = F.huber_loss(pred, target, reduction="none", delta=c.huber_delta)
         loss_e = (torch.as_tensor(weights, dtype=torch.float32) * huber).mean()
@@ -198,7 +209,7 @@ class Catch(Searcher):
             window = slice(-c.ppo_window, None)
             pos = np.asarray(self.from_policy[window])
             logp, entropy = self.controller.log_prob(
-                z, np.asarray(self.actions)[pos], np.stack(self.masks[window])
+                z, self.action_rows.view[pos], np.stack(self.masks[window])
             )
             logp_old = torch.as_tensor(self.logp_old[window], dtype=torch.float32)
             loss_c = (
@@ -268,6 +279,11 @@ class Catch(Searcher):
         task = state["task"]
         self.actions = [tuple(a) for a in task["actions"]]
         self.rewards = list(task["rewards"])
+        self.action_rows = Rows((len(self.space.choices),), np.int64)
+        self.onehot_rows = Rows((self.controller.arch_dim,), np.float32)
+        self.reward_rows = Rows()
+        for actions, reward in zip(self.actions, self.rewards, strict=True):
+            self._append_rows(actions, reward)
         self.from_policy = list(task["from_policy"])
         self.logp_old = list(task["logp_old"])
         self.masks = list(task["masks"].numpy()) if task["masks"] is not None else []

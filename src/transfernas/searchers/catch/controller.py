@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from transfernas.searchers.nets import mlp, offsets, onehot
-from transfernas.spaces.base import ActionSpace
+from transfernas.spaces.base import ActionSpace, masks_of
 
 
 class Controller(nn.Module):
@@ -46,8 +46,7 @@ class Controller(nn.Module):
         zs = z.expand(n, -1)
         with torch.no_grad():
             for step, k in enumerate(self.choices):
-                for row in range(n):
-                    masks[row, step, :k] = space.mask(actions[row, :step])
+                masks[:, step, :k] = masks_of(space, actions[:, :step])
                 logits = self.net(torch.cat([zs, prefix], dim=1))
                 logits = logits.masked_fill(~torch.from_numpy(masks[:, step]), float("-inf"))
                 log_probs = torch.log_softmax(logits, dim=1).double().numpy()

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from transfernas.searchers.nets import mlp
+from transfernas.searchers.nets import Rows, mlp
 
 
 class Evaluator(nn.Module):
@@ -31,17 +31,21 @@ class PrioritizedReplay:
 
     def __init__(self, alpha: float, beta: float, eps: float = 1e-3):
         self.alpha, self.beta, self.eps = alpha, beta, eps
-        self.priorities: list[float] = []
+        self._priorities = Rows()
+
+    @property
+    def priorities(self) -> np.ndarray:
+        return self._priorities.view
 
     def __len__(self) -> int:
-        return len(self.priorities)
+        return len(self._priorities)
 
     def add(self) -> None:
         """New entries get the highest priority so far, so each one is replayed soon."""
-        self.priorities.append(max(self.priorities, default=1.0))
+        self._priorities.append(self.priorities.max() if len(self) else 1.0)
 
     def probabilities(self) -> np.ndarray:
-        p = np.asarray(self.priorities) ** self.alpha
+        p = self.priorities**self.alpha
         return p / p.sum()
 
     def sample(self, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -52,11 +56,13 @@ class PrioritizedReplay:
         return idx, weights / weights.max()
 
     def update(self, idx: np.ndarray, td_error: np.ndarray) -> None:
-        for i, err in zip(idx, np.abs(td_error), strict=True):
-            self.priorities[int(i)] = float(err) + self.eps
+        """p_i = |δ_i| + ε (in float64); an index drawn twice keeps its last error."""
+        self.priorities[idx] = np.abs(td_error).astype(np.float64) + self.eps
 
     def state_dict(self) -> dict[str, Any]:
-        return {"priorities": list(self.priorities)}
+        return {"priorities": self.priorities.tolist()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.priorities = [float(p) for p in state["priorities"]]
+        self._priorities = Rows()
+        for p in state["priorities"]:
+            self._priorities.append(float(p))
