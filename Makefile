@@ -6,7 +6,7 @@ export KEDRO_DISABLE_TELEMETRY := true
 export RAY_USAGE_STATS_ENABLED := 0
 export TRANSFERNAS_WHEELS ?= $(HOME)/.cache/transfernas/wheels
 
-.PHONY: install run test lint viz mlflow-ui benchmarks clean
+.PHONY: install run test lint viz mlflow-ui benchmarks gpu-check clean
 
 # torch first, pinned, from the machine's local wheels (a plain `torch` requirement would pull
 # a multi-GB CUDA build); then mmcv 2.1.0 with the compiled CPU ops mmdet and mmseg use, from a
@@ -42,6 +42,9 @@ mlflow-ui: install
 
 benchmarks: install
 	$(PY) benchmarks/nb201_baselines.py
+
+gpu-check: install  # every CUDA path briefly → benchmarks/results/gpu_check.json; no CUDA: exit 0
+	$(PY) benchmarks/gpu_check.py
 
 clean:  # everything the pipelines wrote (durable search state included); data/01_raw stays
 	find data/02_intermediate data/03_primary data/06_models data/07_model_output data/08_reporting \

@@ -11,6 +11,30 @@ from .conftest import ROOT
 
 KEDRO = str(Path(sys.executable).with_name("kedro"))
 
+# conf/local/parameters.yml of a scratch project: the default chain, tiny (merged key by key;
+# the chaos test, and gpu-check on CUDA)
+_DOWNSTREAM = {
+    "schedule": {"max_iters": 6, "checkpoint_interval": 2, "warmup_iters": 1, "log_interval": 1},
+    "latency": {"sizes": [[64, 64]], "repeats": 3},
+}
+TINY_CHAIN = {
+    "subdatasets": {"n_subdatasets": 2, "image_sizes": [16], "train_per_class": 20},
+    "trained_task": {
+        "training": {"epochs": 1},
+        "latency": {"repeats": 3},
+        "reward": {"target_ms": None},  # accuracy only: a latency in the reward is noise
+    },
+    "meta_train": {"n_epochs": 2, "n_search": 3, "fidelity": {"n_archs": 3, "epochs_factor": 2}},
+    "adapt": {"budget": 3},
+    "export_backbone": {
+        "training": {"epochs": 1},
+        "pretrain": {"image_size": 32},
+        "latency": {"input_size": [64, 64], "repeats": 3},
+    },
+    "detection": _DOWNSTREAM,
+    "segmentation": _DOWNSTREAM,
+}
+
 
 def kedro_env(project: Path) -> dict[str, str]:
     """A bare environment: the venv's tools, no telemetry, wide log lines (no wrapping)."""

@@ -30,32 +30,10 @@ from mlflow.tracking import MlflowClient
 
 from transfernas.downstream.runner import scalar_log
 
-from ._kedro import KEDRO, copy_project, kedro_env
+from ._kedro import KEDRO, TINY_CHAIN, copy_project, kedro_env
 
 pytestmark = pytest.mark.slow
 
-# conf/local/parameters.yml of both projects: the default chain, tiny (merged key by key)
-DOWNSTREAM = {
-    "schedule": {"max_iters": 6, "checkpoint_interval": 2, "warmup_iters": 1, "log_interval": 1},
-    "latency": {"sizes": [[64, 64]], "repeats": 3},
-}
-PARAMS = {
-    "subdatasets": {"n_subdatasets": 2, "image_sizes": [16], "train_per_class": 20},
-    "trained_task": {
-        "training": {"epochs": 1},
-        "latency": {"repeats": 3},
-        "reward": {"target_ms": None},  # accuracy only: a latency in the reward is noise
-    },
-    "meta_train": {"n_epochs": 2, "n_search": 3, "fidelity": {"n_archs": 3, "epochs_factor": 2}},
-    "adapt": {"budget": 3},
-    "export_backbone": {
-        "training": {"epochs": 1},
-        "pretrain": {"image_size": 32},
-        "latency": {"input_size": [64, 64], "repeats": 3},
-    },
-    "detection": DOWNSTREAM,
-    "segmentation": DOWNSTREAM,
-}
 STAGE_OF = {
     "build_subdatasets": "subdatasets",
     "meta_train_agent": "meta_train",
@@ -155,7 +133,7 @@ class KedroRun:
 
 def _tiny_project(path: Path) -> Path:
     project = copy_project(path)
-    (project / "conf/local/parameters.yml").write_text(yaml.safe_dump(PARAMS))
+    (project / "conf/local/parameters.yml").write_text(yaml.safe_dump(TINY_CHAIN))
     return project
 
 

@@ -22,6 +22,7 @@ import torch
 from transfernas.benchmark import NB201BenchmarkConfig, meta_train_for
 from transfernas.search import run_search
 from transfernas.searchers import SEARCHERS, make_searcher
+from transfernas.tasks.latency import torch_threads
 from transfernas.tasks.tabular import NB201Table, TabularTask
 
 from .conftest import NB201_DIR
@@ -46,10 +47,8 @@ def history_of(table: NB201Table, method: str) -> list[list[int]]:
 def one_thread():
     """As recorded: intra-op threads may reorder float sums. Restored after, since other
     tests compare with work done in child processes at the default thread count."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield
 
 
 @pytest.mark.parametrize("method", sorted(SEARCHERS))

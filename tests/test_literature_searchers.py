@@ -22,7 +22,7 @@ from transfernas.searchers.pnas import (
     padded,
     prefix_rows,
 )
-from transfernas.searchers.rnn_controller import RNNController
+from transfernas.searchers.rnn_controller import RNNController, masks_of_each
 from transfernas.searchers.tnas import TNAS, TNASConfig, TransformerVAE
 from transfernas.spaces import NASNetSpace, NB201Space, is_valid
 from transfernas.spaces.nasnet import OPS as NASNET_OPS
@@ -250,7 +250,9 @@ def test_rnn_controller_log_prob_matches_its_sampling(toy_space):
     ]
     actions = np.asarray(seqs)
     with torch.no_grad():
-        logp, _ = agent.policy.log_prob(actions, agent._masks(actions))
+        logp, _ = agent.policy.log_prob(
+            actions, masks_of_each(toy_space, actions), agent.policy.logits(actions)
+        )
     assert logp.exp().sum().item() == pytest.approx(1.0, abs=1e-5)
 
 

@@ -116,6 +116,12 @@ def test_latency_measurement_records_its_setting():
     assert torch.get_num_threads() >= 1  # the previous thread setting was restored
 
 
+def test_a_cuda_graph_needs_a_cuda_device():
+    with pytest.raises(ValueError, match="cuda_graph: true needs device: cuda"):
+        LatencyConfig(cuda_graph=True)
+    assert LatencyConfig(cuda_graph=True, device="cuda:1").cuda_graph  # checked when measured
+
+
 def test_training_resumes_from_its_checkpoint_as_if_never_killed(tmp_path):
     """A run killed after epoch 1 of 3 and rerun ends with the uninterrupted run's weights."""
     data = learnable_images(24, 8, 3, seed=0)

@@ -251,14 +251,10 @@ def _pool(
     if config.n_workers == 1:
         # one thread here too, as in a worker: a thread count can reorder float sums, and a
         # trial must give the same history whichever way it ran
-        import torch
+        from transfernas.tasks.latency import torch_threads
 
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
+        with torch_threads(1):
             yield None
-        finally:
-            torch.set_num_threads(threads)
         return
     ctx = mp.get_context("spawn")  # torch is not fork-safe once its thread pool exists
     with ProcessPoolExecutor(

@@ -21,7 +21,7 @@ from torch import nn
 
 from transfernas.searchers.base import Searcher, SearcherConfig, categorical
 from transfernas.searchers.nets import offsets
-from transfernas.spaces.base import Actions
+from transfernas.spaces.base import Actions, ActionSpace, masks_of
 
 
 class RNNControllerConfig(SearcherConfig):
@@ -55,25 +55,38 @@ class Policy(nn.Module):
     def token(self, i: int, actions: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.asarray(actions, dtype=np.int64) + self.offsets[i])
 
-    def log_prob(
-        self, actions: np.ndarray, masks: list[np.ndarray]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Teacher-forced log π(actions) (B,) and the mean per-decision entropy."""
+    def logits(self, actions: np.ndarray) -> list[torch.Tensor]:
+        """Teacher-forced logits of every decision along ``actions`` (B, L)."""
         prev = torch.full((len(actions),), self.start, dtype=torch.long)
         hc = None
+        out = []
+        for i in range(len(self.choices)):
+            logits, hc = self.step(i, prev, hc)
+            out.append(logits)
+            prev = self.token(i, actions[:, i])
+        return out
+
+    def log_prob(
+        self, actions: np.ndarray, masks: list[np.ndarray], logits: list[torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """log π(actions) (B,) and the mean per-decision entropy, from teacher-forced
+        ``logits`` (:meth:`logits`)."""
         logp = torch.zeros(len(actions))
         entropy = torch.zeros(())
         for i in range(len(self.choices)):
-            logits, hc = self.step(i, prev, hc)
             log_probs = torch.log_softmax(
-                logits.masked_fill(~torch.from_numpy(masks[i]), float("-inf")), dim=1
+                logits[i].masked_fill(~torch.from_numpy(masks[i]), float("-inf")), dim=1
             )
             taken = torch.from_numpy(actions[:, i])
             logp = logp + log_probs.gather(1, taken.unsqueeze(1)).squeeze(1)
             p = log_probs.exp()
             entropy = entropy - (p * log_probs.nan_to_num(neginf=0.0)).sum(1).mean()
-            prev = self.token(i, actions[:, i])
         return logp, entropy / len(self.choices)
+
+
+def masks_of_each(space: ActionSpace, actions: np.ndarray) -> list[np.ndarray]:
+    """Validity mask of each decision (B, k_i) along the action sequences ``actions`` (B, L)."""
+    return [masks_of(space, actions[:, :i]) for i in range(len(space.choices))]
 
 
 class RNNController(Searcher):
@@ -90,26 +103,24 @@ class RNNController(Searcher):
             self.policy.parameters(), lr=self.config.learning_rate, fused=True
         )
         self.baseline: float | None = None
-
-    def _masks(self, actions: np.ndarray) -> list[np.ndarray]:
-        """Validity mask of each decision (B, k_i) along the given action sequences."""
-        return [
-            np.stack([self.space.mask(row[:i]) for row in actions])
-            for i in range(len(self.space.choices))
-        ]
+        # the last asked batch and its logits, graph kept: telling exactly that batch back
+        # (the usual case) reuses the forward instead of running the LSTM again
+        self._asked: tuple[np.ndarray, list[torch.Tensor]] | None = None
 
     def ask(self, n: int = 1) -> list[Actions]:
         actions = np.zeros((n, len(self.space.choices)), dtype=np.int64)
         prev = torch.full((n,), self.policy.start, dtype=torch.long)
         hc = None
-        with torch.no_grad():
-            for i in range(len(self.space.choices)):
-                logits, hc = self.policy.step(i, prev, hc)
-                probs = torch.softmax(logits, dim=1).numpy()
-                for row in range(n):
-                    valid = probs[row] * self.space.mask(actions[row, :i])
-                    actions[row, i] = categorical(self.rng, valid)
-                prev = self.policy.token(i, actions[:, i])
+        all_logits = []
+        for i in range(len(self.space.choices)):
+            logits, hc = self.policy.step(i, prev, hc)
+            all_logits.append(logits)
+            probs = torch.softmax(logits.detach(), dim=1).numpy()
+            for row in range(n):
+                valid = probs[row] * self.space.mask(actions[row, :i])
+                actions[row, i] = categorical(self.rng, valid)
+            prev = self.policy.token(i, actions[:, i])
+        self._asked = (actions, all_logits)
         return [tuple(int(a) for a in row) for row in actions]
 
     def tell(self, candidates: Sequence[Actions], rewards: Sequence[float]) -> None:
@@ -121,7 +132,10 @@ class RNNController(Searcher):
             advantages.append(float(reward) - self.baseline)
             d = self.config.baseline_decay
             self.baseline = d * self.baseline + (1 - d) * float(reward)
-        logp, entropy = self.policy.log_prob(actions, self._masks(actions))
+        asked, self._asked = self._asked, None
+        same = asked is not None and np.array_equal(asked[0], actions)
+        logits = asked[1] if same else self.policy.logits(actions)
+        logp, entropy = self.policy.log_prob(actions, masks_of_each(self.space, actions), logits)
         loss = -(logp * torch.tensor(advantages)).mean() - self.config.entropy_coef * entropy
         self.optimizer.zero_grad()
         loss.backward()
@@ -139,3 +153,4 @@ class RNNController(Searcher):
         self.policy.load_state_dict(state["policy"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.baseline = state["baseline"]
+        self._asked = None  # its logits are of the weights just replaced

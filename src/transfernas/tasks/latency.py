@@ -9,13 +9,13 @@ up. CUDA timings synchronise before reading the clock.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from transfernas.environment import device_name
@@ -33,6 +33,15 @@ class LatencyConfig(BaseModel):
     threads: int = Field(1, ge=1, description="torch CPU threads while timing")
     device: str = Field("cpu", description="cpu | cuda | cuda:N")
     channels_last: bool | None = Field(None, description="null = on CUDA only")
+    cuda_graph: bool = Field(
+        False, description="time replays of the forward captured once as a CUDA graph (CUDA)"
+    )
+
+    @model_validator(mode="after")
+    def _graph_needs_cuda(self) -> LatencyConfig:
+        if self.cuda_graph and not self.device.startswith("cuda"):
+            raise ValueError(f"cuda_graph: true needs device: cuda (or cuda:N), got {self.device}")
+        return self
 
 
 @dataclass(frozen=True)
@@ -89,9 +98,10 @@ def measure_latency(
         for _ in range(config.warmup):
             model(x)
         sync()
+        forward = _captured(model, x) if config.cuda_graph else (lambda: model(x))
         for i in range(config.repeats):
             start = time.perf_counter()
-            model(x)
+            forward()
             sync()
             times[i] = (time.perf_counter() - start) * 1e3
     q1, median, q3 = np.percentile(times, [25, 50, 75])
@@ -107,3 +117,18 @@ def measure_latency(
         device=device_name(device),
         input_shape=tuple(x.shape),
     )
+
+
+def _captured(model: nn.Module, x: torch.Tensor) -> Callable[[], object]:
+    """The forward on ``x`` captured once as a CUDA graph; replaying it launches every kernel
+    at once, without Python or launch overhead (what a deployed, graph-captured model pays)."""
+    side = torch.cuda.Stream(x.device)
+    side.wait_stream(torch.cuda.current_stream(x.device))
+    with torch.cuda.stream(side):  # capture needs warmed-up kernels (cuDNN picks) off-stream
+        for _ in range(3):
+            model(x)
+    torch.cuda.current_stream(x.device).wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        model(x)
+    return graph.replay
