@@ -12,7 +12,8 @@ hide the others:
   1024×1024 Cityscapes) and at 224×224;
 * ``downstream`` — the default chain (sub-datasets → … → export → detection → segmentation)
   by ``kedro run`` on tiny settings in a scratch copy, candidates trained and timed on CUDA;
-  mmengine trains the detector and segmenter on the GPU by itself;
+  mmengine trains the detector and segmenter on the GPU by itself (their `train_device`,
+  metrics and latencies are read back from the results JSONs);
 * ``ray_gpu`` — one evaluation as a Ray task holding ``num_gpus=1``.
 
 Writes ``benchmarks/results/gpu_check.json`` (with the device name) and exits 1 if a check
@@ -157,12 +158,17 @@ def downstream(args: argparse.Namespace) -> dict[str, Any]:
         log = done.stdout + done.stderr
         if done.returncode != 0:
             raise RuntimeError(f"kedro run exited {done.returncode}:\n{log[-3000:]}")
-        reports = sorted((project / "data").rglob("*metrics*.json"))
+        reports = {
+            stage: json.loads((project / f"data/08_reporting/{stage}_results.json").read_text())
+            for stage in ("detection", "segmentation")
+        }
         return {
             "seconds": round(seconds, 1),
             "nodes_run": log.count("Running node:"),
-            "mmengine_on_cuda": "cuda" in log.lower() and args.device.startswith("cuda"),
-            "reports": {p.name: json.loads(p.read_text()) for p in reports},
+            **{
+                stage: {k: r[k] for k in ("train_device", "iterations", "metrics", "latency")}
+                for stage, r in reports.items()
+            },
         }
 
 

@@ -471,7 +471,7 @@ def test_export_backbone_outputs_and_mlflow(downstream):
 )
 def test_downstream_task_outputs_and_mlflow(downstream, task, score, latency):
     results = json.loads((downstream / f"data/08_reporting/{task}_results.json").read_text())
-    assert results["iterations"] == 4
+    assert results["iterations"] == 4 and results["train_device"] == "cpu"
     client, run = _mlflow_run(downstream, task)
     metrics = run.data.metrics
     assert 0 <= metrics[f"{task}.{score}"] <= 100 and metrics[f"{task}.{latency}"] > 0

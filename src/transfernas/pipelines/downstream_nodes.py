@@ -99,6 +99,7 @@ def train_and_report(
         "latency": [lat.as_row() for lat in latencies],
         "backbone": {k: card[k] for k in ("arch", "params_m", "out_channels")},
         "iterations": cfg["train_cfg"]["max_iters"],
+        "train_device": str(next(model.parameters()).device),  # mmengine picks CUDA if any
         "machine": machine_info(),
     }
     return metrics, training_log_figure(rows, f"{name}: {card['arch']}"), results
