@@ -35,6 +35,7 @@ from transfernas.locks import owned
 from transfernas.meta import MetaTrainingConfig, meta_train, scheduled
 from transfernas.search import load_checkpoint, run_search, save_checkpoint
 from transfernas.searchers import SEARCHERS, SearcherConfig, make_searcher
+from transfernas.tasks.latency import torch_threads
 from transfernas.tasks.tabular import (
     COLUMNS_200,
     DATASETS,
@@ -136,20 +137,20 @@ _WORKER_TABLE: NB201Table | None = None
 
 def _init_worker(table: NB201Table) -> None:
     global _WORKER_TABLE
-    import torch
-
-    torch.set_num_threads(1)
     _WORKER_TABLE = table
 
 
 def _run_chunk(
     config: NB201BenchmarkConfig, chunk: Chunk, table: NB201Table | None = None
 ) -> list[dict[str, Any]]:
-    """Trials of one chunk, in a worker (table from its initializer) or in this process."""
+    """Trials of one chunk, in a worker (table from its initializer), a Ray task or this
+    process; on one thread wherever it runs, since a thread count can reorder float sums and
+    a trial must give the same history whichever way it ran."""
     table = table if table is not None else _WORKER_TABLE
     assert table is not None
     dataset, method, trials, pretrained = chunk
-    return [run_trial(table, config, dataset, method, t, pretrained) for t in trials]
+    with torch_threads(1):
+        return [run_trial(table, config, dataset, method, t, pretrained) for t in trials]
 
 
 def _meta_job(
@@ -158,7 +159,8 @@ def _meta_job(
     table = table if table is not None else _WORKER_TABLE
     assert table is not None
     target, method = job
-    return meta_train_for(table, config, method, target)
+    with torch_threads(1):  # as a trial: the same state whichever way it ran
+        return meta_train_for(table, config, method, target)
 
 
 def run_trials(
@@ -235,9 +237,6 @@ class RayPool:
 
 
 def _on_ray(fn: Callable[..., Any], item: Any, table: NB201Table) -> Any:
-    import torch
-
-    torch.set_num_threads(1)  # as in a pool worker: one trial, one core
     return fn(item, table=table)
 
 
@@ -249,12 +248,7 @@ def _pool(
         yield RayPool(table, executor)
         return
     if config.n_workers == 1:
-        # one thread here too, as in a worker: a thread count can reorder float sums, and a
-        # trial must give the same history whichever way it ran
-        from transfernas.tasks.latency import torch_threads
-
-        with torch_threads(1):
-            yield None
+        yield None
         return
     ctx = mp.get_context("spawn")  # torch is not fork-safe once its thread pool exists
     with ProcessPoolExecutor(
