@@ -1,7 +1,8 @@
 """Project pipelines: one per stage, run with ``kedro run --pipeline <stage>``.
 
 ``kedro run`` (the default) runs the CATCH chain in order — subdatasets → meta_train → adapt →
-export_backbone → detection and segmentation — one lineage graph in kedro-viz. ``search`` and
+export_backbone → compare (the searched network against latency-matched baselines) →
+detection and segmentation — one lineage graph in kedro-viz. ``search`` and
 ``nb201_benchmark`` stand apart (a baseline and the tabular benchmark).
 """
 
@@ -10,7 +11,15 @@ from __future__ import annotations
 from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
 
-CHAIN = ("subdatasets", "meta_train", "adapt", "export_backbone", "detection", "segmentation")
+CHAIN = (
+    "subdatasets",
+    "meta_train",
+    "adapt",
+    "export_backbone",
+    "compare",
+    "detection",
+    "segmentation",
+)
 
 
 def register_pipelines() -> dict[str, Pipeline]:

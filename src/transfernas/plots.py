@@ -254,3 +254,42 @@ def morphnet_figure(card: dict) -> Figure:
     ax_c.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def compare_figure(results: dict) -> Figure:
+    """``compare``: held-out top-1 against measured latency, every seed a point, each model's
+    mean a larger marker, and the Pareto front of the means (faster and more accurate wins)."""
+    fig, ax = plt.subplots(figsize=(7, 4.6))
+    means = []
+    for i, row in enumerate(results["models"]):
+        color = f"C{i}"
+        accs = [s["heldout_acc"] for s in row["seeds"]]
+        ax.scatter([row["latency_ms"]] * len(accs), accs, s=14, alpha=0.6, color=color)
+        mean = row["top1"]["mean"]
+        ax.errorbar(
+            row["latency_ms"],
+            mean,
+            yerr=row["top1"]["ci95"],
+            xerr=row["latency_iqr_ms"] / 2,
+            fmt="D",
+            ms=7,
+            color=color,
+            capsize=3,
+            label=row["label"],
+        )
+        means.append((row["latency_ms"], mean))
+    front, best = [], -np.inf
+    for lat, acc in sorted(means):
+        if acc > best:
+            front.append((lat, acc))
+            best = acc
+    ax.step(
+        *zip(*front, strict=True), where="post", color="k", lw=0.8, ls="--", label="Pareto front"
+    )
+    ax.set_xlabel(f"latency (ms, median; batch {results['latency']['batch_size']})")
+    ax.set_ylabel("held-out top-1 (%)")
+    ax.set_title(f"{results['target']}: {len(results['seeds'])} seeds each", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig

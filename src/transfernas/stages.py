@@ -17,8 +17,6 @@ Both searches are durable (history + checkpoint after each evaluation) and resum
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +38,7 @@ from transfernas.bayes.stage import (
 )
 from transfernas.config import searcher_config
 from transfernas.data.build import SubdatasetParams
+from transfernas.digest import json_digest
 from transfernas.downstream import KINDS
 from transfernas.downstream.runner import DownstreamParams
 from transfernas.downstream.search import DownstreamTask
@@ -60,11 +59,11 @@ from transfernas.spaces.nasfpn import NASFPNSpace
 from transfernas.spaces.resblock import ResBlockSpace
 from transfernas.tasks.base import Task
 from transfernas.tasks.subdataset import (
+    SearchTargetParams,
     Source,
-    TargetParams,
     TrainedTaskParams,
     meta_task_pool,
-    target_spec,
+    target_splits,
     trained_task,
     zero_cost_task,
 )
@@ -158,8 +157,10 @@ class TargetSearchParams(BaseModel):
         "segmentation: the backbone)",
     )
     dataset: NB201Dataset = Field("cifar10-valid", description="task: nb201 — the table")
-    target: TargetParams = Field(
-        default_factory=TargetParams, description="task: subdataset | zero_cost"
+    target: SearchTargetParams = Field(
+        default_factory=SearchTargetParams,
+        description="task: subdataset | zero_cost — rewards on a split of train/, never on "
+        "the held-out one",
     )
     budget: int = Field(50, ge=1, description="evaluations on the target")
     seed: int = Field(0, ge=0)
@@ -182,11 +183,7 @@ class StageInputs:
         return {"name": "nb201"} if tabular else self.trained_task.space.model_dump()
 
 
-def _fingerprint(*parts: Any) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-def _source(inputs: StageInputs) -> Source:
+def stage_source(inputs: StageInputs) -> Source:
     if inputs.source is None:
         raise ValueError("trained tasks need an image source (catalog entry imagenet_source)")
     return inputs.source
@@ -210,7 +207,7 @@ def run_meta_training(
     else:
         space = inputs.trained_task.space.build()
         task_at, pool = meta_task_pool(
-            _source(inputs),
+            stage_source(inputs),
             inputs.subdatasets,
             inputs.trained_task,
             params.seed,
@@ -219,7 +216,7 @@ def run_meta_training(
     searcher = make_searcher(params.searcher, space, searcher_config, params.seed)
     workdir = None
     if params.workdir is not None:
-        workdir = Path(params.workdir) / _fingerprint(
+        workdir = Path(params.workdir) / json_digest(
             params.model_dump(exclude={"fidelity"}), searcher_config.model_dump(), pool
         )
     with search_kwargs(inputs.executor) as run_with:
@@ -265,10 +262,10 @@ def meta_reward_fidelity(
     training = inputs.trained_task.training
     longer = training.model_copy(update={"epochs": training.epochs * config.epochs_factor})
     reference = inputs.trained_task.model_copy(update={"training": longer})
-    task_at, pool = meta_task_pool(_source(inputs), inputs.subdatasets, reference, params.seed)
+    task_at, pool = meta_task_pool(stage_source(inputs), inputs.subdatasets, reference, params.seed)
     log_path = None
     if params.workdir is not None:
-        log_path = Path(params.workdir) / "fidelity" / f"{_fingerprint(pool)}.jsonl"
+        log_path = Path(params.workdir) / "fidelity" / f"{json_digest(pool)}.jsonl"
     log = AppendLog(log_path)
     epochs = sorted(int(e) for e in ok["trial"].unique())[-config.last_epochs :]
     executor = make_executor(inputs.executor)
@@ -332,13 +329,18 @@ class BASEMetaNetwork:
             )
         workdir = None
         if params.workdir is not None:
-            workdir = Path(params.workdir) / _fingerprint(
+            workdir = Path(params.workdir) / json_digest(
                 params.model_dump(exclude={"fidelity"}),
-                str(_source(inputs).root),
+                str(stage_source(inputs).root),
                 inputs.subdatasets.model_dump(),
             )
         base, curves, tasks = meta_train_base(
-            params.base, _source(inputs), inputs.subdatasets, params.n_epochs, params.seed, workdir
+            params.base,
+            stage_source(inputs),
+            inputs.subdatasets,
+            params.n_epochs,
+            params.seed,
+            workdir,
         )
         checkpoint = base_checkpoint(base, params.model_dump(), tasks)
         frame = curves_frame(curves, tasks, params.base.tasks_per_epoch)
@@ -367,7 +369,7 @@ class BASEMetaNetwork:
             raise ValueError(f"the meta_train checkpoint is for {checkpoint['space']}")
         cache = run_dir / "posterior.pt" if run_dir is not None else None
         actions, phi, info = adapt_base(
-            checkpoint, _source(inputs), inputs.subdatasets, params.target, params.seed, cache
+            checkpoint, stage_source(inputs), inputs.subdatasets, params.target, params.seed, cache
         )
         log.info("BASE adapted on %s: derived %s", info["target"], task.space.decode(actions))
         return PosteriorSampler(task.space, actions, phi, params.seed)
@@ -442,7 +444,7 @@ def target_task(params: TargetSearchParams, inputs: StageInputs) -> Task:
         data, config = inputs.downstream[params.task]
         space = downstream_space(config, inputs)
         return DownstreamTask(kind, space, data, config)
-    spec = target_spec(_source(inputs), inputs.subdatasets, params.target)
+    spec = target_splits(stage_source(inputs), inputs.subdatasets, params.target).search
     make = zero_cost_task if params.task == "zero_cost" else trained_task
     return make(spec, inputs.subdatasets, inputs.trained_task, params.seed)
 
@@ -468,7 +470,7 @@ def run_target_search(
         task_parts = None if tabular else inputs.trained_task.model_dump()
         if isinstance(task, DownstreamTask):
             task_parts = [task_parts, task.data, task.params.model_dump()]
-        run_dir = Path(params.workdir) / _fingerprint(
+        run_dir = Path(params.workdir) / json_digest(
             params.model_dump(), searcher_config.model_dump(), origin, task.name, task_parts
         )
         history, ckpt = History(run_dir / "history.jsonl"), run_dir / "searcher.pt"

@@ -25,7 +25,7 @@ from transfernas.data.build import SubdatasetParams, SubdatasetSpec, make_spec
 from transfernas.search import load_checkpoint, resume_checkpoint, save_checkpoint
 from transfernas.searchers.base import Searcher, sample_masked
 from transfernas.spaces.base import Actions
-from transfernas.tasks.subdataset import Source, subdataset_data, target_spec, task_name
+from transfernas.tasks.subdataset import Source, subdataset_data, target_splits, task_name
 from transfernas.tasks.trained import ImageData
 
 SPACE_IDENTITY = {"name": "nb201", "supernet": "base"}
@@ -146,7 +146,7 @@ def adapt_base(
     config = BASEConfig(**checkpoint["searcher_config"])
     base = BASE(config, seed)
     base.load_state_dict(checkpoint["networks"])
-    spec = target_spec(source, sub, target)
+    spec = target_splits(source, sub, target).search  # never the held-out split
     if str(spec.image_size) not in base.net.heads:
         raise ValueError(
             f"adapt.target.image_size: {spec.image_size} px has no head in the meta-network; "

@@ -1,7 +1,8 @@
 """Where images come from: an ImageNet-style folder tree, or downsampled-ImageNet batches.
 
 Folder tree: ``<root>/train/<wnid>/**/*.JPEG`` (Tiny ImageNet's extra ``images/`` level is
-fine), validation either ``<root>/val/<wnid>/...`` or a flat ``<root>/val/**`` folder plus a
+fine), validation either ``<root>/val/<wnid>/...`` (or, without ``val/``, ``<root>/test/<wnid>``:
+a user's own tree) or a flat ``<root>/val/**`` folder plus a
 label file whose lines start with ``<file name> <wnid>`` (whitespace, tab or comma separated:
 Tiny ImageNet's ``val_annotations.txt`` and Kaggle's ``LOC_val_solution.csv`` both work).
 
@@ -64,8 +65,15 @@ class ImageFolderSource:
             self._cache[key] = self._list(split, wnid)
         return self._cache[key]
 
+    @property
+    def _val_dir(self) -> str:
+        """Where the labelled validation images are: ``val/``, else ``test/`` when it has them."""
+        return (
+            "test" if not (self.root / "val").is_dir() and (self.root / "test").is_dir() else "val"
+        )
+
     def _list(self, split: str, wnid: str) -> list[Path]:
-        folder = self.root / split / wnid
+        folder = self.root / (self._val_dir if split == "val" else split) / wnid
         if split == "val" and not folder.is_dir() and self.label_file is not None:
             return self._flat_val().get(wnid, [])
         if not folder.is_dir():
@@ -76,7 +84,7 @@ class ImageFolderSource:
         return files
 
     def has_val(self) -> bool:
-        return (self.root / "val").is_dir()
+        return (self.root / self._val_dir).is_dir()
 
     def _flat_val(self) -> dict[str, list[Path]]:
         if "flat" not in self._cache:

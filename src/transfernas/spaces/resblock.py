@@ -3,8 +3,8 @@
 Twelve decisions, valid by construction through prefix masks:
 
 ====  =====================================================================================
- 0    base channel ``C`` ∈ {48, 56, 64, 72}
- 1    depth (total blocks) ∈ {15, 20, 25, 30}
+ 0    base channel ``C`` ∈ ``base_channels`` (paper: {48, 56, 64, 72})
+ 1    depth (total blocks) ∈ ``depths`` (paper: {15, 20, 25, 30})
  2    stages ``s`` ∈ {4, 5}
  3–7  blocks in stage 1..5: index = count; a used stage has ≥ 1 block and leaves ≥ 1 for each
       later used stage, the last used stage takes what is left, unused stages take 0
@@ -17,6 +17,10 @@ the channels, so a 4-stage net ends at 8·C planes like ResNet. The CATCH append
 encoding is not public; this one follows SM-NAS's strings — ``64_111-2111-1211-12``: base
 channel, then one digit per block, ``2`` where the channels double — and is documented in
 docs/resblock.md. BasicBlock or Bottleneck is a parameter of the space, not a decision.
+
+The base channels and depths are parameters too: the paper's values are the defaults, and a
+wider set (shallower, wider nets such as ResNet-18's 8 blocks) lets a search at a latency target
+reach the region where a latency-matched ResNet-18 lies (docs/compare.md).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 from torch import nn
 
 from transfernas.spaces.base import Actions, SearchSpace, SpaceParams
@@ -37,7 +41,6 @@ BASE_CHANNELS = (48, 56, 64, 72)
 DEPTHS = (15, 20, 25, 30)
 STAGES = (4, 5)
 MAX_STAGES = max(STAGES)
-MAX_PER_STAGE = max(DEPTHS) - (min(STAGES) - 1)  # 27: every other used stage keeps one block
 _STAGE_DECISIONS = range(3, 3 + MAX_STAGES)
 _DOUBLE_DECISIONS = range(3 + MAX_STAGES, 3 + MAX_STAGES + MAX_STAGES - 1)
 _ARCH = re.compile(r"^(\d+)_([12]+(?:-[12]+)*)$")
@@ -78,18 +81,27 @@ class ResBlockSpace(SearchSpace):
     name = "resblock"
 
     def __init__(
-        self, block: Block = "basic", stem: Stem = "imagenet", channel_scale: float = 1.0
+        self,
+        block: Block = "basic",
+        stem: Stem = "imagenet",
+        channel_scale: float = 1.0,
+        base_channels: Sequence[int] = BASE_CHANNELS,
+        depths: Sequence[int] = DEPTHS,
     ) -> None:
         if block not in ("basic", "bottleneck") or stem not in ("small", "imagenet"):
             raise ValueError(f"block: basic|bottleneck, stem: small|imagenet; got {block}, {stem}")
         if not 0 < channel_scale <= 4:
             raise ValueError(f"channel_scale must be in (0, 4], got {channel_scale}")
+        self.base_channels = _choice_values("base_channels", base_channels, 1)
+        self.depths = _choice_values("depths", depths, MAX_STAGES)
         self.block, self.stem, self.channel_scale = block, stem, channel_scale
+        # the most blocks one stage can hold: every other used stage keeps one
+        self.max_per_stage = max(self.depths) - (min(STAGES) - 1)
 
     @property
     def choices(self) -> tuple[int, ...]:
-        stage = (MAX_PER_STAGE + 1,) * MAX_STAGES
-        return (len(BASE_CHANNELS), len(DEPTHS), len(STAGES), *stage, *stage[1:])
+        stage = (self.max_per_stage + 1,) * MAX_STAGES
+        return (len(self.base_channels), len(self.depths), len(STAGES), *stage, *stage[1:])
 
     def mask(self, prefix: Sequence[int]) -> np.ndarray:
         i = len(prefix)
@@ -98,7 +110,7 @@ class ResBlockSpace(SearchSpace):
             mask[:] = True
         elif i in _STAGE_DECISIONS:
             j, s = i - 3, STAGES[prefix[2]]
-            left = DEPTHS[prefix[1]] - sum(prefix[3:i])
+            left = self.depths[prefix[1]] - sum(prefix[3:i])
             if j >= s:
                 mask[0] = True
             elif j == s - 1:
@@ -116,21 +128,26 @@ class ResBlockSpace(SearchSpace):
         s = STAGES[actions[2]]
         blocks = tuple(int(a) for a in actions[3 : 3 + s])
         doubling = tuple(int(a) for a in actions[_DOUBLE_DECISIONS.start :][: s - 1])
-        return ResArch(BASE_CHANNELS[actions[0]], blocks, doubling)
+        return ResArch(self.base_channels[actions[0]], blocks, doubling)
 
     def encode(self, arch: ResArch | str) -> Actions:
         arch = ResArch.parse(arch) if isinstance(arch, str) else arch
         depth, s = sum(arch.blocks), len(arch.blocks)
-        if arch.base_channel not in BASE_CHANNELS or depth not in DEPTHS or s not in STAGES:
+        if (
+            arch.base_channel not in self.base_channels
+            or depth not in self.depths
+            or s not in STAGES
+        ):
             raise ValueError(
-                f"{arch}: base channel {BASE_CHANNELS}, depth {DEPTHS}, stages {STAGES} allowed"
+                f"{arch}: base channel {self.base_channels}, depth {self.depths}, stages {STAGES} "
+                "allowed"
             )
         if any(not 0 <= p < n for p, n in zip(arch.doubling, arch.blocks[1:], strict=True)):
             raise ValueError(f"{arch}: a doubling position lies outside its stage")
         pad = MAX_STAGES - s
         return (
-            BASE_CHANNELS.index(arch.base_channel),
-            DEPTHS.index(depth),
+            self.base_channels.index(arch.base_channel),
+            self.depths.index(depth),
             STAGES.index(s),
             *arch.blocks,
             *(0,) * pad,
@@ -154,9 +171,36 @@ class ResBlockSpaceParams(SpaceParams):
     block: Literal["basic", "bottleneck"] = "basic"
     stem: Literal["small", "imagenet"] = Field("small", description="small: 16–32 px inputs")
     channel_scale: float = Field(1.0, gt=0, le=4, description="width multiplier (1 = paper)")
+    base_channels: list[int] = Field(
+        default_factory=lambda: list(BASE_CHANNELS),
+        min_length=1,
+        description="choices of the base channel (paper: 48, 56, 64, 72), distinct, ascending",
+    )
+    depths: list[int] = Field(
+        default_factory=lambda: list(DEPTHS),
+        min_length=1,
+        description=f"choices of the total block count (paper: 15, 20, 25, 30), ≥ {MAX_STAGES}",
+    )
+
+    @field_validator("base_channels", "depths")
+    @classmethod
+    def _ascending(cls, values: list[int], info: ValidationInfo) -> list[int]:
+        low = 1 if info.field_name == "base_channels" else MAX_STAGES
+        return list(_choice_values(str(info.field_name), values, low))
 
     def build(self) -> ResBlockSpace:
-        return ResBlockSpace(self.block, self.stem, self.channel_scale)
+        return ResBlockSpace(
+            self.block, self.stem, self.channel_scale, self.base_channels, self.depths
+        )
+
+
+def _choice_values(name: str, values: Sequence[int], low: int) -> tuple[int, ...]:
+    """A decision's values: distinct, ascending integers ≥ ``low`` (a 5-stage net needs
+    ≥ 5 blocks)."""
+    values = tuple(int(v) for v in values)
+    if not values or list(values) != sorted(set(values)) or values[0] < low:
+        raise ValueError(f"{name}: distinct ascending integers ≥ {low}, got {list(values)}")
+    return values
 
 
 # ---- torch modules ---------------------------------------------------------------------------

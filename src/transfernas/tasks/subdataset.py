@@ -4,15 +4,23 @@ Meta-training (CATCH §4.3): meta-epoch k trains candidates on sub-dataset spec 
 ``subdatasets`` sampling (seed, 10/20/30 classes, sizes), built on first use and reused after —
 specs 0..n−1 are exactly the ones the ``subdatasets`` stage builds. Adaptation targets one
 chosen sub-dataset: ``n_classes`` random classes of the source, or all of them (the full
-dataset), at one image size, optionally from another tree (``path``).
+dataset), at one image size, optionally from another tree (``path``: a user's own data).
+
+A target has three disjoint splits (:func:`target_splits`): the search trains candidates on
+``search.train`` and rewards them on ``search.val``, a seeded part of ``train/``; the final
+comparison (``compare``) trains on all of ``train/`` that is not held out and reports on the
+held-out split — the tree's ``val/`` (or ``test/``) folder, or a seeded part of ``train/`` when
+it has neither — which no search evaluation ever reads.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from transfernas.data.build import (
@@ -22,7 +30,7 @@ from transfernas.data.build import (
     load_subdataset,
     make_spec,
 )
-from transfernas.data.sources import DownsampledSource, ImageFolderSource
+from transfernas.data.sources import DownsampledSource, ImageFolderSource, SourceError
 from transfernas.spaces import CLASSIFIER_SPACES, ClassifierSpaceParams
 from transfernas.spaces.resblock import ResBlockSpaceParams
 from transfernas.tasks.latency import LatencyConfig
@@ -70,6 +78,54 @@ class TargetParams(BaseModel):
     image_size: int = Field(16, ge=4)
     seed: int = Field(0, ge=0)
     path: str | None = Field(None, description="another ImageNet-style tree (full dataset)")
+
+
+class SearchTargetParams(TargetParams):
+    """The target of a search (``adapt`` / ``search``) and of ``compare``: which images the
+    search rewards on and which are held out for the final comparison."""
+
+    search_val_fraction: float = Field(
+        0.2, gt=0, lt=1, description="of the training images: the search's reward split"
+    )
+    holdout_fraction: float = Field(
+        0.2, gt=0, lt=1, description="of train/, held out when the tree has no val/ or test/"
+    )
+
+
+@dataclass(frozen=True)
+class TargetSplits:
+    """``search``: train / val of every search evaluation; ``final``: train = all training
+    images (the search's two splits), val = the held-out split."""
+
+    search: SubdatasetSpec
+    final: SubdatasetSpec
+
+
+def target_splits(
+    source: Source, sub: SubdatasetParams, target: SearchTargetParams
+) -> TargetSplits:
+    """The target's classes (seeded), its held-out split, and the search's split of the rest.
+
+    The held-out split is the tree's ``val/`` / ``test/`` folder, or ``holdout_fraction`` of
+    each class's ``train/`` images; the search's reward split is ``search_val_fraction`` of
+    each class's remaining ones (at least one image each way, else the class folder is named).
+    """
+    final = target_spec(
+        source, sub.model_copy(update={"val_fraction": target.holdout_fraction}), target
+    )
+    rng = np.random.default_rng([target.seed, 1])
+    search: dict[str, list[list[str]]] = {"train": [], "val": []}
+    for wnid, files in zip(final.classes, final.files["train"], strict=True):
+        if len(files) < 2:
+            raise SourceError(
+                f"{Path(final.root) / 'train' / wnid}: a target class needs ≥ 2 training images "
+                f"(one to train on, one to reward the search with), found {len(files)}"
+            )
+        n_val = min(len(files) - 1, max(1, round(target.search_val_fraction * len(files))))
+        held = set(rng.permutation(len(files))[:n_val].tolist())
+        search["val"].append([f for i, f in enumerate(files) if i in held])
+        search["train"].append([f for i, f in enumerate(files) if i not in held])
+    return TargetSplits(final.model_copy(update={"files": search}), final)
 
 
 def subdataset_data(
