@@ -31,6 +31,12 @@ TINY_CHAIN = {
         "pretrain": {"image_size": 32},
         "latency": {"input_size": [64, 64], "repeats": 3},
     },
+    "compare": {  # fixed widths: a latency match is wall-clock, so not the same twice
+        "seeds": [0, 1],
+        "training": {"epochs": 1},
+        "widths": {"resnet18": 0.25, "mobilenet_v3_small": 0.25},
+        "match": {"rounds": 1},
+    },
     "detection": _DOWNSTREAM,
     "segmentation": _DOWNSTREAM,
 }

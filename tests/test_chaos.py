@@ -42,6 +42,7 @@ STAGE_OF = {
     "adapt_agent": "adapt",
     "report_adaptation": "adapt",
     "export_backbone": "export_backbone",
+    "compare_models": "compare",
     "train_detector": "detection",
     "train_segmenter": "segmentation",
 }

@@ -206,9 +206,9 @@ def test_confidence_interval_and_one_sided_mann_whitney():
 def test_compare_parameters_are_validated():
     with pytest.raises(ParameterError, match=r"compare.baselines\[0\]: Input should be"):
         validate_params(CompareParams, {"baselines": ["vgg"]}, "compare")
-    with pytest.raises(ParameterError, match="compare.seeds: .*at least 2"):
+    with pytest.raises(ParameterError, match=r"compare.seeds: .*at least 2"):
         validate_params(CompareParams, {"seeds": [0]}, "compare")
-    with pytest.raises(ParameterError, match="compare.match: .*min_width"):
+    with pytest.raises(ParameterError, match=r"compare.match: .*min_width"):
         validate_params(CompareParams, {"match": {"min_width": 2, "max_width": 1}}, "compare")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -400,6 +401,61 @@ def test_base_meta_trains_and_adapts_through_kedro(tmp_path_factory, nb201_200):
     assert [m.step for m in curve] == [0, 1]
 
 
+COMPARE = (
+    TRAINED + ",compare.seeds=[0,1],compare.training.epochs=1,compare.match.rounds=1,"
+    "compare.match.max_steps=3"
+)
+
+
+@pytest.fixture(scope="module")
+def compared(chain) -> Path:
+    return _run_chain(chain, [("compare", COMPARE)])
+
+
+def test_compare_outputs_and_a_child_run_per_model(compared):
+    results = json.loads((compared / "data/08_reporting/compare_results.json").read_text())
+    best = json.loads((compared / "data/08_reporting/adapt_best.json").read_text())
+    models = [r["model"] for r in results["models"]]
+    assert models == ["searched", "random_search", "resnet18", "mobilenet_v3_small"]
+    assert results["models"][0]["arch"] == best["arch"] and results["num_classes"] == 40
+    assert results["heldout_images"] == 400  # the sample's val/ folder: 40 classes × 10
+    assert results["random_search"]["evaluations"] == 4  # adapt.budget
+    for row in results["models"][2:]:
+        assert row["latency_match"]["trace"][0]["width"] == 0.05
+    md = (compared / "data/08_reporting/compare_results.md").read_text()
+    assert "| searched (adapt) |" in md and "winner" in md
+    png = compared / "data/08_reporting/compare_accuracy_latency.png"
+    assert png.stat().st_size > 10_000
+    client, run = _mlflow_run(compared, "compare")
+    assert run.data.metrics["compare.searched.top1_mean"] == results["models"][0]["top1"]["mean"]
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "compare")}
+    assert "compare/compare_results.json" in artifacts
+    children = client.search_runs(
+        [run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'"
+    )
+    assert sorted(c.data.tags["mlflow.runName"] for c in children) == sorted(
+        f"compare/{m}" for m in models
+    )
+    for child in children:
+        assert child.info.status == "FINISHED" and "top1_mean" in child.data.metrics
+        curve = client.get_metric_history(child.info.run_id, "seed1.heldout_acc")
+        assert [m.step for m in curve] == [0]
+
+
+@pytest.mark.parametrize("broken", ["no_train", "empty_class"])
+def test_a_bad_target_root_stops_with_exit_2_naming_the_folder(compared, tmp_path, broken):
+    root = tmp_path / "mine"
+    (root / "val").mkdir(parents=True)
+    folder = root / "train"
+    if broken == "empty_class":
+        sample = next((compared / "data/01_raw/imagenet_sample/train").iterdir())
+        shutil.copytree(sample, folder / "a")
+        (folder / "b").mkdir()
+        folder = folder / "b"
+    result = _kedro(compared, "run", "--pipeline", "adapt", "--params", f"target_root={root}")
+    _assert_short_error(result, str(folder))
+
+
 # export → detection → segmentation after the trained chain, shrunk to a few iterations
 DOWNSTREAM = (
     "export_backbone.training.epochs=1,export_backbone.pretrain.image_size=32,"
@@ -417,6 +473,30 @@ DOWNSTREAM_STAGES = [(p, DOWNSTREAM) for p in ("export_backbone", "detection", "
 @pytest.fixture(scope="module")
 def downstream(chain) -> Path:
     return _run_chain(chain, DOWNSTREAM_STAGES)
+
+
+@pytest.fixture(scope="module")
+def detection_compared(compared, downstream) -> Path:
+    params = DOWNSTREAM + ",detection_compare.seeds=[0,1]"
+    return _run_chain(compared, [("detection_compare", params)])
+
+
+def test_detection_side_by_side_with_the_latency_matched_resnet18(detection_compared):
+    project = detection_compared
+    results = json.loads((project / "data/08_reporting/detection_compare_results.json").read_text())
+    matched = json.loads((project / "data/08_reporting/compare_results.json").read_text())
+    width = next(r["width"] for r in matched["models"] if r["model"] == "resnet18")
+    assert results["resnet18_width"] == width and results["iterations"] == 4
+    assert [m["backbone"] for m in results["models"]] == ["searched", "resnet18"]
+    assert all(len(m["per_seed"]) == 2 for m in results["models"])
+    assert results["models"][1]["channels"][0] == max(1, round(64 * width))
+    _, run = _mlflow_run(project, "detection_compare")
+    assert "detection_compare.searched.map_mean" in run.data.metrics
+    runs = project / "data/06_models/detection_compare/runs.jsonl"
+    before = runs.read_text()
+    again = _kedro(project, "run", "--pipeline", "detection_compare", "--params", DOWNSTREAM
+                   + ",detection_compare.seeds=[0,1]")  # fmt: skip
+    assert again.returncode == 0 and runs.read_text() == before  # read back, not retrained
 
 
 def test_explore_results_notebook_runs_on_the_results(downstream, tiny_run):
