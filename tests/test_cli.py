@@ -145,14 +145,20 @@ def test_runs_of_killed_processes_are_marked_killed(tmp_path: Path):
             ("killed", "here", gone.pid),
             ("running", "here", os.getppid()),
             ("elsewhere", "there", gone.pid),
+            ("this process's", "here", os.getpid()),
+            ("reused pid", "here", os.getpid()),  # a dead run's pid, now this process's
         ]
     }
     runs["untagged"] = client.create_run(exp)  # started before the hook tagged it: left alone
-    assert mark_killed_runs(client, exp, "here") == [runs["killed"].info.run_id]
+    own = frozenset([runs["this process's"].info.run_id])
+    killed = mark_killed_runs(client, exp, "here", own)
+    assert sorted(killed) == sorted(runs[k].info.run_id for k in ("killed", "reused pid"))
     status = {k: client.get_run(r.info.run_id).info.status for k, r in runs.items()}
     assert status == {
         "killed": "KILLED",
         "running": "RUNNING",
         "elsewhere": "RUNNING",
+        "this process's": "RUNNING",
+        "reused pid": "KILLED",
         "untagged": "RUNNING",
     }

@@ -292,18 +292,30 @@ def markdown(results: dict[str, Any]) -> str:
     ]
     for r in results["models"]:
         p = "—" if r["p_searched_better"] is None else f"{r['p_searched_better']:.3g}"
+        unmatched = not r.get("latency_match", {}).get("matched", True)
         lines.append(
             f"| {r['label']} | {r['what']} "
             f"| {r['top1']['mean']:.2f} ± {r['top1']['ci95']:.2f} | {p} "
-            f"| {r['latency_ms']:.2f} ({r['latency_iqr_ms']:.2f}) | {r['latency_ratio']:.2f} "
+            f"| {r['latency_ms']:.2f} ({r['latency_iqr_ms']:.2f}) | {r['latency_ratio']:.2f}"
+            f"{' (no width matches)' if unmatched else ''} "
             f"| {r['mflops']:.1f} | {r['params_m']:.3f} |"
         )
     lines += ["", winner_line(results), ""]
     return "\n".join(lines)
 
 
-def _classifier(space: SearchSpace, actions: list[int]) -> Callable[[int], nn.Module]:
-    return lambda num_classes: space.build(tuple(actions), num_classes)
+def _architecture(
+    name: str, label: str, found: dict[str, Any], space: SearchSpace, space_id: dict[str, Any]
+) -> Entrant:
+    """A searched architecture (``found``: its ``arch`` and ``actions``) as an entrant."""
+    actions = tuple(found["actions"])
+    return Entrant(
+        name,
+        label,
+        found["arch"],
+        {"arch": found["arch"], "space": space_id},
+        lambda num_classes: space.build(actions, num_classes),
+    )
 
 
 def _matched_width(
@@ -376,15 +388,7 @@ def run_comparison(
         run_dir = Path(params.workdir) / json_digest(
             splits.final.sample_id, space_id, params.training.model_dump()
         )
-    entrants = [
-        Entrant(
-            SEARCHED,
-            "searched (adapt)",
-            best["arch"],
-            {"arch": best["arch"], "space": space_id},
-            _classifier(space, best["actions"]),
-        )
-    ]
+    entrants = [_architecture(SEARCHED, "searched (adapt)", best, space, space_id)]
     random_best = None
     if params.random_search:
         search = adapt.model_copy(
@@ -397,15 +401,7 @@ def run_comparison(
         found = history.best()
         random_best = {k: found[k] for k in ("arch", "reward", "step")}
         random_best["evaluations"] = len(history)
-        entrants.append(
-            Entrant(
-                RANDOM,
-                "random search",
-                found["arch"],
-                {"arch": found["arch"], "space": space_id},
-                _classifier(space, found["actions"]),
-            )
-        )
+        entrants.append(_architecture(RANDOM, "random search", found, space, space_id))
     stem: Stem = getattr(space, "stem", "small")
     latency = inputs.trained_task.latency
     cache = AppendLog(run_dir / "widths.jsonl" if run_dir is not None else None)

@@ -82,13 +82,17 @@ def _alive(pid: int) -> bool:
     return pid != os.getpid()  # this process's pid on another run: a dead one's, reused
 
 
-def mark_killed_runs(client: MlflowClient, experiment_id: str, host: str) -> list[str]:
+def mark_killed_runs(
+    client: MlflowClient, experiment_id: str, host: str, own: frozenset[str] = frozenset()
+) -> list[str]:
     """Runs started on ``host`` by a process that is gone but which MLflow still shows RUNNING
-    (killed before kedro-mlflow could end them): marked KILLED. Returns their ids."""
+    (killed before kedro-mlflow could end them): marked KILLED. Returns their ids. ``own``:
+    this process's live runs, never marked (another run with this pid is a dead one's)."""
     stale = [
         run.info.run_id
         for run in client.search_runs([experiment_id], "attributes.status = 'RUNNING'")
-        if run.data.tags.get("transfernas.host") == host
+        if run.info.run_id not in own
+        and run.data.tags.get("transfernas.host") == host
         and "transfernas.pid" in run.data.tags  # untagged: it died before its first node
         and not _alive(int(run.data.tags["transfernas.pid"]))
     ]
@@ -186,7 +190,9 @@ class RunTracking:
             mlflow.set_tags(self._tags)
             client = MlflowClient()
             client.set_experiment_tag(run.info.experiment_id, *EXPERIMENT_KIND)
-            killed = mark_killed_runs(client, run.info.experiment_id, platform.node())
+            killed = mark_killed_runs(
+                client, run.info.experiment_id, platform.node(), frozenset([self._parent])
+            )
             if killed:
                 log.info("MLflow: %d run(s) of killed processes marked KILLED", len(killed))
         if not self._chained:
