@@ -6,10 +6,12 @@ import pytest
 from kedro.config import OmegaConfigLoader
 
 from transfernas.benchmark import NB201BenchmarkConfig
+from transfernas.compare import CompareParams
 from transfernas.config import ParameterError, validate_params, validate_searchers
 from transfernas.data.build import SubdatasetParams
 from transfernas.downstream.detection import DetectionParams
 from transfernas.downstream.segmentation import SegmentationParams
+from transfernas.downstream.side_by_side import SideBySideParams
 from transfernas.executors import ExecutorConfig
 from transfernas.export.backbone import ExportParams
 from transfernas.morphnet.resize import MorphNetParams
@@ -28,6 +30,8 @@ MODELS = {
     "adapt": TargetSearchParams,
     "search": TargetSearchParams,
     "export_backbone": ExportParams,
+    "compare": CompareParams,
+    "detection_compare": SideBySideParams,
     "morphnet": MorphNetParams,
     "detection": DetectionParams,
     "segmentation": SegmentationParams,
