@@ -236,6 +236,8 @@ def test_run_comparison_ranks_every_model_on_the_held_out_split(tmp_path):
         assert [s["seed"] for s in row["seeds"]] == [0, 1] and row["latency_ms"] > 0
         assert (row["p_searched_better"] is None) == (row["model"] == SEARCHED)
     assert "| resnet18 ×0.100 |" in markdown(results)
+    assert "no baseline matched its latency" in markdown(results)  # widths were fixed
+    assert "equal_latency" not in results
     again = run_comparison(params, adapt, best, SearcherConfig(), inputs)  # all read back
     strip = [[s["heldout_acc"] for s in r["seeds"]] for r in results["models"]]
     assert strip == [[s["heldout_acc"] for s in r["seeds"]] for r in again["models"]]

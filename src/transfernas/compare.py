@@ -262,16 +262,29 @@ def compare(
     }
 
 
+def equal_latency(results: dict[str, Any]) -> dict[str, Any] | None:
+    """The most accurate baseline whose width matched the searched network's latency: the
+    equal-cost comparison; None when none matched (or widths were fixed by the user)."""
+    matched = [r for r in results["models"] if r.get("latency_match", {}).get("matched", False)]
+    return max(matched, key=lambda r: r["top1"]["mean"]) if matched else None
+
+
 def winner_line(results: dict[str, Any]) -> str:
-    """The stage's verdict in one line: the winner and the searched network's margin."""
+    """The stage's verdict in one line: the most accurate model (and how fast it is), and the
+    searched network against the best baseline of its latency."""
     rows = {r["model"]: r for r in results["models"]}
-    other = rows[results["best_other"]]
-    ours = rows[SEARCHED]
-    return (
-        f"compare on {results['target']}: winner {rows[results['winner']]['label']}; searched "
-        f"{ours['top1']['mean']:.2f} % vs {other['label']} {other['top1']['mean']:.2f} % "
-        f"({results['searched_margin']:+.2f} points, one-sided Mann–Whitney p = "
-        f"{other['p_searched_better']:.3g}, {len(results['seeds'])} seeds)"
+    ours, win = rows[SEARCHED], rows[results["winner"]]
+    line = (
+        f"compare on {results['target']} ({len(results['seeds'])} seeds): winner {win['label']} "
+        f"{win['top1']['mean']:.2f} % at {win['latency_ratio']:.2f} × the searched latency"
+    )
+    other = equal_latency(results)
+    if other is None:
+        return line + f"; searched {ours['top1']['mean']:.2f} %, no baseline matched its latency"
+    return line + (
+        f"; at equal latency searched {ours['top1']['mean']:.2f} % vs {other['label']} "
+        f"{other['top1']['mean']:.2f} % ({ours['top1']['mean'] - other['top1']['mean']:+.2f} "
+        f"points, one-sided Mann–Whitney p = {other['p_searched_better']:.3g})"
     )
 
 
@@ -426,5 +439,12 @@ def run_comparison(
     for row in results["models"]:
         if row["model"] in matches:
             row["latency_match"] = matches[row["model"]]
+    other = equal_latency(results)
+    if other is not None:
+        results["equal_latency"] = {
+            "baseline": other["model"],
+            "searched_margin": results["models"][0]["top1"]["mean"] - other["top1"]["mean"],
+            "p_searched_better": other["p_searched_better"],
+        }
     log.info(winner_line(results))
     return results

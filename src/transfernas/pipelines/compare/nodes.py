@@ -42,6 +42,9 @@ def compare_models(
         )
     }
     metrics["searched_margin"] = {"value": results["searched_margin"], "step": 0}
+    if "equal_latency" in results:  # against the best baseline of the searched latency
+        margin = results["equal_latency"]["searched_margin"]
+        metrics["searched_margin_equal_latency"] = {"value": margin, "step": 0}
     return results, markdown(results), compare_figure(results), metrics
 
 
