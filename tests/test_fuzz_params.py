@@ -84,6 +84,10 @@ def edited(draw) -> tuple[str, dict, list[str]]:
 @example(case=("executor", {"kind": "ray", "ray": {"num_cpus": float("nan")}}, ["executor.ray"]))
 @example(case=("subdatasets", {"n_classes": [10**30]}, ["subdatasets.n_classes"]))
 @example(case=("adapt", {"\x1e": None}, ["adapt.\x1e"]))  # was printed as an invisible key
+# found when compare's blocks joined the draw: names echoed whole, an unhashable space name
+@example(case=("adapt", {"searcher": "x" * 3000}, ["adapt.searcher"]))
+@example(case=("trained_task", {"space": {"name": "x" * 3000}}, ["trained_task.space.name"]))
+@example(case=("trained_task", {"space": {"name": []}}, ["trained_task.space.name"]))
 def test_a_changed_parameter_validates_or_names_its_key(case):
     key, block, _ = case
     try:

@@ -14,7 +14,7 @@ from typing import Annotated, Any, TypeVar, get_args
 from pydantic import AfterValidator, BaseModel, ValidationError, create_model
 
 from transfernas.errors import UserError
-from transfernas.searchers import SEARCHERS, SearcherConfig, check_searcher_name
+from transfernas.searchers import SEARCHERS, SearcherConfig, check_searcher_name, quoted
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -67,6 +67,9 @@ def validate_params(model: type[M], params: Mapping[str, Any] | None, key: str) 
         for err in exc.errors():
             msg = err["msg"].removeprefix("Value error, ")
             loc, _ = _walk(model, err["loc"])
+            if err["type"] == "union_tag_invalid":  # pydantic's message repeats the tag whole
+                tag = str(err.get("ctx", {}).get("tag", ""))
+                msg = msg.replace(f"'{tag}'", quoted(tag))
             if err["type"] == "extra_forbidden":
                 _, parent = _walk(model, err["loc"][:-1])
                 allowed = ", ".join(parent.model_fields if parent is not None else [])

@@ -62,9 +62,10 @@ class TrainedTaskParams(BaseModel):
         trained_task.space.name=nb201`` works over the resblock defaults of conf/base (Kedro
         merges configuration key by key); unknown keys are still refused."""
         space = data.get("space") if isinstance(data, dict) else None
-        if not isinstance(space, dict) or space.get("name") not in CLASSIFIER_SPACES:
+        name = space.get("name") if isinstance(space, dict) else None
+        if not isinstance(name, str) or name not in CLASSIFIER_SPACES:  # the validator says why
             return data
-        own = set(CLASSIFIER_SPACES[space["name"]].model_fields)
+        own = set(CLASSIFIER_SPACES[name].model_fields)
         others = {k for m in CLASSIFIER_SPACES.values() for k in m.model_fields} - own
         return data | {"space": {k: v for k, v in space.items() if k not in others}}
 
