@@ -217,10 +217,12 @@ def test_run_comparison_ranks_every_model_on_the_held_out_split(tmp_path):
     inputs = _inputs(tmp_path, root)
     space = inputs.trained_task.space.build()
     actions = space.sample(np.random.default_rng(0))
-    best = {"space": "resblock", "arch": space.key(actions), "actions": list(actions)}
     adapt = TargetSearchParams(
-        task="subdataset", target={"path": str(root), "image_size": SIZE}, budget=2
+        task="subdataset", target={"path": str(root), "image_size": SIZE}, budget=5
     )
+    task = target_task(adapt, inputs).name
+    best = {"space": "resblock", "task": task, "evaluations": 2}
+    best |= {"arch": space.key(actions), "actions": list(actions)}
     params = CompareParams(
         seeds=[0, 1],
         training=TrainingConfig(epochs=1, batch_size=16, threads=1),
@@ -238,6 +240,9 @@ def test_run_comparison_ranks_every_model_on_the_held_out_split(tmp_path):
     assert "| resnet18 ×0.100 |" in markdown(results)
     assert "no baseline matched its latency" in markdown(results)  # widths were fixed
     assert "equal_latency" not in results
+    elsewhere = adapt.model_copy(update={"target": adapt.target.model_copy(update={"seed": 1})})
+    with pytest.raises(ValueError, match=r"adapt_best was searched on .*rerun adapt"):
+        run_comparison(params, elsewhere, best, SearcherConfig(), inputs)
     again = run_comparison(params, adapt, best, SearcherConfig(), inputs)  # all read back
     strip = [[s["heldout_acc"] for s in r["seeds"]] for r in results["models"]]
     assert strip == [[s["heldout_acc"] for s in r["seeds"]] for r in again["models"]]

@@ -5,8 +5,8 @@ seeds, each of these is trained on the target's training images and scored on it
 split, which no search evaluation read (``tasks.subdataset.target_splits``):
 
 - ``searched``: the ``adapt`` stage's best architecture;
-- ``random_search``: the best of a random search with as many evaluations on the same reward
-  (the simplest search the meta-learned one has to beat);
+- ``random_search``: the best of a random search with as many evaluations as ``adapt`` made, on
+  the same reward (the simplest search the meta-learned one has to beat);
 - torchvision's ``resnet18`` / ``mobilenet_v3_small``, width-scaled until their measured latency
   equals the searched network's (``baselines.match_width``).
 
@@ -393,6 +393,11 @@ def run_comparison(
             f"{space.name!r}: rerun adapt"
         )
     splits = target_splits(stage_source(inputs), inputs.subdatasets, adapt.target)
+    if best.get("task") != task_name(splits.search):
+        raise ValueError(
+            f"adapt_best was searched on {best.get('task')}, adapt.target now gives "
+            f"{task_name(splits.search)}: rerun adapt with these parameters"
+        )
     train, heldout = subdataset_data(splits.final, inputs.subdatasets, progress=True)
     data = TargetData(task_name(splits.final), train, heldout, len(splits.final.classes))
     space_id = inputs.trained_task.space.model_dump()
@@ -404,9 +409,10 @@ def run_comparison(
     entrants = [_architecture(SEARCHED, "searched (adapt)", best, space, space_id)]
     random_best = None
     if params.random_search:
-        search = adapt.model_copy(
+        search = adapt.model_copy(  # as many evaluations as adapt made, whatever its budget now
             update={
                 "searcher": "random",
+                "budget": int(best["evaluations"]),
                 "workdir": str(run_dir / "random_search") if run_dir is not None else None,
             }
         )
