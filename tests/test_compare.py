@@ -93,6 +93,13 @@ def test_the_held_out_split_never_reaches_a_search_evaluation(tmp_path, folder):
         assert len(heldout) == 3 * 4
 
 
+def test_a_flat_unlabelled_test_folder_is_not_a_held_out_split(tmp_path):
+    root = _tree(tmp_path / "mine", classes=2, train=5, heldout=0, folder=None)
+    (root / "test").mkdir()
+    Image.new("RGB", (SIZE, SIZE)).save(root / "test" / "unlabelled.png")  # as ImageNet's
+    assert not ImageFolderSource(root).has_val()  # the held-out split is carved from train/
+
+
 def test_a_target_without_train_or_with_an_empty_class_names_the_folder(tmp_path):
     with pytest.raises(SourceError, match=str(tmp_path / "nothing" / "train")):
         ImageFolderSource(tmp_path / "nothing")

@@ -67,10 +67,11 @@ class ImageFolderSource:
 
     @property
     def _val_dir(self) -> str:
-        """Where the labelled validation images are: ``val/``, else ``test/`` when it has them."""
-        return (
-            "test" if not (self.root / "val").is_dir() and (self.root / "test").is_dir() else "val"
-        )
+        """Where the labelled validation images are: ``val/``, else ``test/`` when it holds
+        class folders (ImageNet's flat, unlabelled ``test/`` does not count)."""
+        test = self.root / "test"
+        labelled = test.is_dir() and any(p.is_dir() for p in test.iterdir())
+        return "test" if not (self.root / "val").is_dir() and labelled else "val"
 
     def _list(self, split: str, wnid: str) -> list[Path]:
         folder = self.root / (self._val_dir if split == "val" else split) / wnid
