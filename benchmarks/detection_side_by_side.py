@@ -79,7 +79,8 @@ def main() -> None:
         f"{round(64 * width)} (width × {width:.3f}, matched by `compare` on classification "
         f"latency). RetinaNet, 32-wide FPN, 1 head conv, 128 px, {iters} iterations at batch 16, "
         f"Tiny-ImageNet 2×2 mosaics of {args.classes or 149} classes. Latency: whole detector, "
-        f"batch 1, 1 thread. Wall time of this invocation {wall / 60:.1f} min on {info['cpu']} "
+        f"batch 1, 1 thread. Training and validation wall time {results['train_wall_s'] / 60:.1f} "
+        f"min in all (this invocation: {wall / 60:.1f} min) on {info['cpu']} "
         f"({info['cpu_count']} cores, CPU only).\nCommand: `{command}`.\n"
     )
     (args.out / "detection_side_by_side.md").write_text(md)

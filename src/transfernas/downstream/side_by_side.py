@@ -14,6 +14,7 @@ one-sided Mann–Whitney p of "searched is better", latency at the kind's sizes.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -103,10 +104,13 @@ def side_by_side(
                 work_dir = Path(config.work_dir) / name / key
                 run = params.model_copy(update={"schedule": schedule, "work_dir": str(work_dir)})
                 cfg = kind.build(backbone, channels, data, prepared, run)
+                start = time.perf_counter()
                 scores, _, model = train_and_evaluate(cfg)
+                wall_s = time.perf_counter() - start
                 latency = latency_metrics(model_latency(model, params.latency))
                 score = kind.scale * scores[kind.score]
                 record = {"key": key, "seed": seed, "score": score, "latency": latency}
+                record["train_wall_s"] = wall_s
                 done.append([record])
             rows[name].append(record)
     ours = [r["score"] for r in rows["searched"]]
@@ -135,6 +139,7 @@ def side_by_side(
         models[1]["p_searched_better"],
     )
     return {
+        "train_wall_s": sum(r.get("train_wall_s", 0.0) for rs in rows.values() for r in rs),
         "task": kind.name,
         "score": kind.score,
         "seeds": config.seeds,
@@ -155,12 +160,17 @@ def markdown(results: dict[str, Any]) -> str:
         f"{results['seeds']}; {score} in %.",
         "",
         f"| backbone | what | {score} (mean ± 95 % CI) | per seed | p (searched better) "
-        "| latency |",
+        "| latency (batch 1) |",
         "|---|---|---|---|---|---|",
     ]
     for m in results["models"]:
         p = "—" if m["p_searched_better"] is None else f"{m['p_searched_better']:.3g}"
-        latency = ", ".join(f"{k} {v:.1f}" for k, v in m["latency"].items() if k.endswith("_ms"))
+        latency = ", ".join(
+            f"{k.removeprefix('latency_').removesuffix('_ms')}: {v:.1f} ms "
+            f"(IQR {m['latency'][k.removesuffix('_ms') + '_iqr_ms']:.1f})"
+            for k, v in m["latency"].items()
+            if k.endswith("_ms") and not k.endswith("_iqr_ms")
+        )
         per_seed = ", ".join(f"{s:.2f}" for s in m["per_seed"])
         lines.append(
             f"| {m['backbone']} | {m['what']} | {m['score']['mean']:.2f} ± "
