@@ -24,11 +24,11 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from rich.progress import Progress
 from scipy import stats
 from torch import nn
@@ -58,20 +58,29 @@ log = logging.getLogger(__name__)
 SEARCHED, RANDOM = "searched", "random_search"
 
 
+def _distinct(values: list) -> list:
+    if len(set(values)) != len(values):
+        raise ValueError(f"values must be distinct, got {values}")
+    return values
+
+
+# seeds of a comparison: each one training per model, so two equal ones would count one twice
+Seeds = Annotated[list[int], Field(min_length=2), AfterValidator(_distinct)]
+
+
 class CompareParams(BaseModel):
     """``compare`` block of ``conf/base/parameters_compare.yml``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    seeds: list[int] = Field(
+    seeds: Seeds = Field(
         default_factory=lambda: [0, 1, 2],
-        min_length=2,
         description="one training per model and seed (≥ 4 for a Mann–Whitney p < 0.05)",
     )
     training: TrainingConfig = Field(
         default_factory=TrainingConfig, description="the one schedule every model gets"
     )
-    baselines: list[Baseline] = Field(
+    baselines: Annotated[list[Baseline], AfterValidator(_distinct)] = Field(
         default_factory=lambda: list(BASELINES),
         description=f"torchvision networks, latency-matched: {', '.join(BASELINES)}",
     )
@@ -83,13 +92,6 @@ class CompareParams(BaseModel):
     workdir: str | None = Field(
         "data/07_model_output/compare", description="durable trainings; reruns resume"
     )
-
-    @field_validator("seeds", "baselines")
-    @classmethod
-    def _distinct(cls, values: list) -> list:
-        if len(set(values)) != len(values):
-            raise ValueError(f"values must be distinct, got {values}")
-        return values
 
     @field_validator("widths")
     @classmethod

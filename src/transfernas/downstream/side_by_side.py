@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from transfernas.compare import better_p, summary_row
+from transfernas.compare import Seeds, better_p, summary_row
 from transfernas.digest import json_digest
 from transfernas.downstream.kind import DownstreamKind
 from transfernas.downstream.runner import (
@@ -50,18 +50,11 @@ class SideBySideParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=2)
+    seeds: Seeds = Field(default_factory=lambda: [0, 1, 2])
     resnet18_width: float | None = Field(
         None, gt=0, description="null = the width compare matched to the searched latency"
     )
     work_dir: str = Field(..., description="per (backbone, seed) Runner work dirs and results")
-
-    @field_validator("seeds")
-    @classmethod
-    def _distinct(cls, seeds: list[int]) -> list[int]:
-        if len(set(seeds)) != len(seeds):
-            raise ValueError(f"seeds must be distinct, got {seeds}")
-        return seeds
 
 
 def resnet18_width(compare_results: dict[str, Any] | None, config: SideBySideParams) -> float:
