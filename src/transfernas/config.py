@@ -14,7 +14,7 @@ from typing import Annotated, Any, TypeVar, get_args
 from pydantic import AfterValidator, BaseModel, ValidationError, create_model
 
 from transfernas.errors import UserError
-from transfernas.searchers import SEARCHERS, SearcherConfig, check_searcher_name, quoted
+from transfernas.searchers import SEARCHERS, SearcherConfig, check_searcher_name
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -58,6 +58,11 @@ def _walk(model: type[BaseModel], loc: tuple[int | str, ...]) -> tuple[tuple, ty
     return tuple(kept), current
 
 
+def _quoted(value: str, limit: int = 40) -> str:
+    """``repr(value)``, cut to ``limit`` characters: one line however long the value typed."""
+    return repr(value if len(value) <= limit else value[: limit - 3] + "...")
+
+
 def validate_params(model: type[M], params: Mapping[str, Any] | None, key: str) -> M:
     """Validate ``params`` (the block under ``key`` in parameters.yml) against ``model``."""
     try:
@@ -67,9 +72,9 @@ def validate_params(model: type[M], params: Mapping[str, Any] | None, key: str) 
         for err in exc.errors():
             msg = err["msg"].removeprefix("Value error, ")
             loc, _ = _walk(model, err["loc"])
-            if err["type"] == "union_tag_invalid":  # pydantic's message repeats the tag whole
-                tag = str(err.get("ctx", {}).get("tag", ""))
-                msg = msg.replace(f"'{tag}'", quoted(tag))
+            for echoed in (err.get("input"), err.get("ctx", {}).get("tag")):
+                if isinstance(echoed, str):  # a message that repeats a long value: cut there too
+                    msg = msg.replace(repr(echoed), _quoted(echoed))
             if err["type"] == "extra_forbidden":
                 _, parent = _walk(model, err["loc"][:-1])
                 allowed = ", ".join(parent.model_fields if parent is not None else [])

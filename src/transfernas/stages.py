@@ -53,7 +53,6 @@ from transfernas.searchers import (
     Searcher,
     SearcherConfig,
     make_searcher,
-    quoted,
 )
 from transfernas.spaces import SPACES, SearchSpace
 from transfernas.spaces.nasfpn import NASFPNSpace
@@ -89,16 +88,16 @@ def _check_meta_learner(name: str) -> str:
         return name
     meta = [n for n, cls in SEARCHERS.items() if cls.meta_trained] + list(META_NETWORKS)
     if name not in SEARCHERS:
-        raise ValueError(f"unknown searcher {quoted(name)}; allowed: {', '.join(meta)}")
+        raise ValueError(f"unknown searcher {name!r}; allowed: {', '.join(meta)}")
     if not SEARCHERS[name].meta_trained:
-        raise ValueError(f"{quoted(name)} is not meta-trained; allowed: {', '.join(meta)}")
+        raise ValueError(f"{name!r} is not meta-trained; allowed: {', '.join(meta)}")
     return name
 
 
 def _check_target_searcher(name: str) -> str:
     if name not in SEARCHERS and name not in META_NETWORKS:
         allowed = ", ".join([*SEARCHERS, *META_NETWORKS])
-        raise ValueError(f"unknown searcher {quoted(name)}; allowed: {allowed}")
+        raise ValueError(f"unknown searcher {name!r}; allowed: {allowed}")
     return name
 
 

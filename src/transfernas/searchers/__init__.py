@@ -35,15 +35,9 @@ SEARCHERS: dict[str, type[Searcher]] = {
 }
 
 
-def quoted(name: str, limit: int = 40) -> str:
-    """``repr(name)``, cut to ``limit`` characters: a message stays one line however long the
-    value a user typed."""
-    return repr(name if len(name) <= limit else name[: limit - 3] + "...")
-
-
 def check_searcher_name(name: str) -> str:
     if name not in SEARCHERS:
-        raise ValueError(f"unknown searcher {quoted(name)}; allowed: {', '.join(SEARCHERS)}")
+        raise ValueError(f"unknown searcher {name!r}; allowed: {', '.join(SEARCHERS)}")
     return name
 
 
