@@ -18,9 +18,7 @@ is read back, never trained again; matched widths are recorded and reused.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,25 +121,18 @@ class TargetData:
     num_classes: int
 
 
-def _write_json(path: Path, data: Any) -> None:
-    """Atomically: a reader sees the old file or the whole new one."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
-
-
 def train_entrant(
     entrant: Entrant, seed: int, data: TargetData, config: TrainingConfig, folder: Path | None
 ) -> dict[str, Any]:
     """Train one (model, seed) with the common schedule; held-out accuracy every epoch.
 
     With ``folder``: per-epoch checkpoint and curve there, resumed after a kill; a finished
-    training's ``result.json`` is returned as is.
+    training's result (a durable one-record log) is returned as is.
     """
-    done = folder / "result.json" if folder is not None else None
-    if done is not None and done.exists():
-        return json.loads(done.read_text())
-    if folder is not None:
+    done = AppendLog(folder / "result.jsonl" if folder is not None else None)
+    if len(done):
+        return done[0]
+    if folder is not None:  # the checkpoint is written there
         folder.mkdir(parents=True, exist_ok=True)
     curve = AppendLog(folder / "curve.jsonl" if folder is not None else None)
     device = torch.device(config.device)
@@ -171,8 +162,7 @@ def train_entrant(
         "mflops": flops / 1e6,
         "curve": [epochs[e] for e in sorted(epochs)],
     }
-    if done is not None:
-        _write_json(done, result)
+    done.append([result])
     return result
 
 
