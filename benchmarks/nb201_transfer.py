@@ -9,16 +9,20 @@ classes of 150, 16 px, real ImageNet images) with
   NB201 network (C=16, N=5) at initialisation on one batch of the sub-dataset, or
 - ``--proxy trained``: the NB201 network (``--train-channels``/``--train-cells``, default C=8,
   N=1) trained ``--train-epochs`` epochs (validation accuracy).
+``--prior adversarial`` meta-trains on the same tasks with the reward negated: the prior points
+at the worst cells, which measures what a misleading prior costs against no prior.
 No NB201 table is read while meta-training; afterwards the rewards' Spearman ρ against NB201
 is computed for the report. Adaptation: 500 seeded trials × 50 table lookups per dataset, from
 the meta-trained networks, next to CATCH-sfs, REA and random search (same trial seeds), and
 CATCH meta-trained leave-one-dataset-out on the tables (copied from
-benchmarks/results/nb201_catch.json). Meta-training state is durable (``--workdir``): a killed
+benchmarks/results/nb201_catch.json). The meta-trained agent adapts as ``adapt.adaptation`` of
+conf/base says (``--mode`` etc. override it; docs/catch.md). Meta-training state is durable (``--workdir``): a killed
 run resumes. Curves, ρ and results go to MLflow (experiment ``transfernas-benchmarks``;
 ``MLFLOW_TRACKING_URI`` or ./mlflow.db).
-Writes ``benchmarks/results/nb201_transfer.{json,md}`` and ``nb201_transfer_meta.png``.
+Writes ``benchmarks/results/nb201_transfer[_trained][_adversarial].{json,md}`` and its
+``_meta.png``.
 
-    .venv/bin/python benchmarks/nb201_transfer.py [--proxy zero_cost --meta-epochs 20]
+    .venv/bin/python benchmarks/nb201_transfer.py [--proxy zero_cost --prior adversarial]
 """
 
 from __future__ import annotations
@@ -48,7 +52,9 @@ from transfernas.environment import machine_info
 from transfernas.fidelity import nb201_spearman
 from transfernas.meta import meta_train
 from transfernas.searchers import make_searcher
+from transfernas.searchers.adaptation import AdaptationConfig
 from transfernas.spaces.nb201 import NB201SpaceParams
+from transfernas.tasks.base import Evaluation, Task
 from transfernas.tasks.subdataset import TrainedTaskParams, meta_task_pool
 from transfernas.tasks.tabular import DATASETS, NB201Table
 from transfernas.tasks.zero_cost import ZeroCostParams
@@ -57,6 +63,33 @@ LOO_RESULTS = ROOT / "benchmarks/results/nb201_catch.json"
 META = "catch-meta (sub-datasets)"
 BASELINES = ("catch-sfs", "rea", "random")
 _TABLE: NB201Table | None = None
+
+
+class Inverted:
+    """A task whose reward is negated: meta-training on it learns a prior for the worst cells."""
+
+    def __init__(self, task: Task) -> None:
+        self.task, self.name, self.space = task, f"inverted/{task.name}", task.space
+
+    def evaluate(self, actions) -> Evaluation:
+        ev = self.task.evaluate(actions)
+        return Evaluation(-ev.reward, ev.metrics, ev.cost_s)
+
+
+def stem_of(args: argparse.Namespace) -> str:
+    """Result file stem: nb201_transfer[_trained][_adversarial]."""
+    proxy = "" if args.proxy == "zero_cost" else "_trained"
+    return f"nb201_transfer{proxy}{'_adversarial' if args.prior == 'adversarial' else ''}"
+
+
+def adaptation_of(args: argparse.Namespace) -> AdaptationConfig:
+    """conf/base's ``adapt.adaptation``, with the options given on the command line."""
+    given = {
+        k: getattr(args, k)
+        for k in ("mode", "prior_weight", "evidence_quantile", "uniform_share")
+        if getattr(args, k) is not None
+    }
+    return AdaptationConfig(**base_params("adapt")["adaptation"] | given)
 
 
 def meta_train_on_subdatasets(
@@ -82,11 +115,18 @@ def meta_train_on_subdatasets(
             training={"epochs": args.train_epochs, "batch_size": 128, "threads": 2},
             reward={"measure_latency": False},
         )
-    task_at, pool = meta_task_pool(source, sub, params, seed=0, zero_cost=zero_cost)
+    proxy_at, pool = meta_task_pool(source, sub, params, seed=0, zero_cost=zero_cost)
+    task_at = proxy_at
+    if args.prior == "adversarial":
+        pool = {"inverted": pool}
+
+        def task_at(k: int) -> Task:
+            return Inverted(proxy_at(k))
+
     space = params.space.build()
     agent = make_searcher("catch-meta", space, None, seed=12345)
     start = time.perf_counter()
-    workdir = args.workdir / f"meta-{args.proxy}"
+    workdir = args.workdir / f"meta-{args.proxy}{'-adversarial' * (args.prior == 'adversarial')}"
     curves, records = meta_train(
         space,
         agent,
@@ -113,18 +153,29 @@ def _init(table: NB201Table) -> None:
     _TABLE = table
 
 
-def _trials(job: tuple[str, str, list[int], dict | None]) -> list[dict]:
-    dataset, method, trials, pretrained = job
-    config = NB201BenchmarkConfig(methods=[method], budget=50)
+def _trials(job: tuple[str, str, list[int], dict | None, NB201BenchmarkConfig]) -> list[dict]:
+    dataset, method, trials, pretrained, config = job
     return [run_trial(_TABLE, config, dataset, method, t, pretrained) for t in trials]
 
 
-def adapt(state: dict, table: NB201Table, trials: int, workers: int) -> tuple[pd.DataFrame, float]:
-    chunks = [list(range(i, min(i + 50, trials))) for i in range(0, trials, 50)]
+def adapt(
+    state: dict,
+    table: NB201Table,
+    trials: int,
+    workers: int,
+    adaptation: AdaptationConfig,
+    methods: tuple[str, ...] = ("catch-meta", *BASELINES),
+    first_seed: int = 0,
+) -> tuple[pd.DataFrame, float]:
+    """Trials (seeds ``first_seed`` …) of ``methods``, catch-meta from ``state``."""
+    config = NB201BenchmarkConfig(
+        methods=list(methods), budget=50, seed=first_seed, adaptation=adaptation
+    )
+    chunks = [list(range(i, min(i + 25, trials))) for i in range(0, trials, 25)]
     jobs = [
-        (ds, m, c, state if m == "catch-meta" else None)
+        (ds, m, c, state if m == "catch-meta" else None, config)
         for ds in DATASETS
-        for m in ("catch-meta", *BASELINES)
+        for m in methods
         for c in chunks
     ]
     start = time.perf_counter()
@@ -145,7 +196,7 @@ def log_to_mlflow(
     """Meta-training curves, the reward's ρ vs NB201 and the adaptation results, one run."""
     mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{ROOT}/mlflow.db"))
     mlflow.set_experiment("transfernas-benchmarks")
-    with mlflow.start_run(run_name=f"nb201_transfer-{args.proxy}"):
+    with mlflow.start_run(run_name=stem_of(args)):
         mlflow.log_params({k: str(v) for k, v in vars(args).items()})
         for row in curves.to_dict("records"):
             for key in ("best_reward", "loss_controller", "loss_evaluator", "kl"):
@@ -163,6 +214,16 @@ def log_to_mlflow(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--proxy", choices=["zero_cost", "trained"], default="zero_cost")
+    parser.add_argument(
+        "--prior",
+        choices=["proxy", "adversarial"],
+        default="proxy",
+        help="adversarial: meta-train on the proxy reward negated (a misleading prior)",
+    )
+    parser.add_argument("--mode", choices=["finetune", "context", "decay", "evidence"])
+    parser.add_argument("--prior-weight", type=float, help="adaptation.prior_weight (decay)")
+    parser.add_argument("--evidence-quantile", type=float)
+    parser.add_argument("--uniform-share", type=float)
     parser.add_argument("--meta-epochs", type=int, default=20)
     parser.add_argument("--meta-search", type=int, default=20)
     parser.add_argument("--train-epochs", type=int, default=3)
@@ -184,7 +245,8 @@ def main() -> None:
     table = NB201Table.from_frame(t12)
     test200 = pd.read_parquet(RAW / "nb201_200epoch.parquet")
     agreement = nb201_spearman(records["arch"], records["reward"], t12, test200)
-    evals, adapt_s = adapt(state, table, args.trials, args.workers)
+    adaptation = adaptation_of(args)
+    evals, adapt_s = adapt(state, table, args.trials, args.workers, adaptation)
     results = summarize(evals, table, test200, reference=META)
     loo = pd.DataFrame(json.loads(LOO_RESULTS.read_text())["results"])
     loo = loo[loo["method"] == "catch-meta"].assign(method="catch-meta (leave-one-out tables)")
@@ -202,7 +264,7 @@ def main() -> None:
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(
-        args.out / f"nb201_transfer{'' if args.proxy == 'zero_cost' else '_trained'}_meta.png",
+        args.out / f"{stem_of(args)}_meta.png",
         dpi=120,
     )
 
@@ -218,18 +280,23 @@ def main() -> None:
             f"trained evaluations (NB201 network C={args.train_channels}, N={args.train_cells}, "
             f"{args.train_epochs} epochs"
         )
+    inverted = " with the reward negated (adversarial prior)" * (args.prior == "adversarial")
     md = results_markdown(
-        both, f"CATCH meta-trained on {args.proxy} Tiny-ImageNet sub-dataset tasks → NB201 tables"
+        both,
+        f"CATCH meta-trained on {args.proxy} Tiny-ImageNet sub-dataset tasks{inverted} → "
+        "NB201 tables",
     )
     md += (
         f"\nMeta-training: {args.meta_epochs} meta-epochs × {args.meta_search} {reward}, 16 px, "
         "10/20/30-class sub-datasets of the 150-class Tiny-ImageNet subset; no NB201 table "
         f"read): {meta_s / 60:.1f} min on {info['cpu']} ({info['cpu_count']} cores, CPU only "
         f"— no GPU was lent). Adaptation: {args.trials} trials × 50 lookups per dataset and "
-        f"method, {adapt_s / 60:.1f} min with {args.workers} workers. p: one-sided "
+        f"method, {adapt_s / 60:.1f} min with {args.workers} workers; catch-meta adapts with "
+        f"`adaptation` {adaptation.model_dump()}. p: one-sided "
         f"Mann–Whitney U test that {META}'s final best rewards are larger. The leave-one-out "
         "rows are copied from benchmarks/results/nb201_catch.md (same trial seeds 0–499). "
-        f"Command: `.venv/bin/python benchmarks/nb201_transfer.py --proxy {args.proxy}`.\n"
+        f"Command: `.venv/bin/python benchmarks/nb201_transfer.py --proxy {args.proxy} "
+        f"--prior {args.prior}`.\n"
         "\nDoes the meta-training reward rank cells like NB201? Spearman ρ between the reward "
         f"of the {len(records)} meta-training evaluations and the same cells' NB201 accuracies "
         "(12-epoch validation / 200-epoch test): "
@@ -240,7 +307,7 @@ def main() -> None:
         + ".\n"
     )
     log_to_mlflow(args, curves, agreement, results)
-    stem = "nb201_transfer" if args.proxy == "zero_cost" else "nb201_transfer_trained"
+    stem = stem_of(args)
     (args.out / f"{stem}.md").write_text(md)
     (args.out / f"{stem}.json").write_text(
         json.dumps(
@@ -249,6 +316,7 @@ def main() -> None:
                 "args": {k: str(v) for k, v in vars(args).items()},
                 "meta_training_s": meta_s,
                 "adaptation_s": adapt_s,
+                "adaptation": adaptation.model_dump(),
                 "proxy_spearman": agreement,
                 "meta_curves": curves.to_dict("records"),
                 "results": both.to_dict("records"),

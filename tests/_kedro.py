@@ -21,8 +21,7 @@ TINY_CHAIN = {
     "subdatasets": {"n_subdatasets": 2, "image_sizes": [16], "train_per_class": 20},
     "trained_task": {
         "training": {"epochs": 1},
-        "latency": {"repeats": 3},
-        "reward": {"target_ms": None},  # accuracy only: a latency in the reward is noise
+        "latency": {"repeats": 3},  # the reward is conf/base's: latency-aware (target_ms)
     },
     "meta_train": {"n_epochs": 2, "n_search": 3, "fidelity": {"n_archs": 3, "epochs_factor": 2}},
     "adapt": {"budget": 3},

@@ -29,6 +29,12 @@ settings.register_profile(
 settings.load_profile("transfernas")
 
 
+@pytest.fixture(autouse=True)
+def _own_evaluation_cache(tmp_path_factory, monkeypatch):
+    """Each test its own evaluation cache: nothing is read from, or written to, ~/.cache."""
+    monkeypatch.setenv("TRANSFERNAS_CACHE", str(tmp_path_factory.mktemp("evaluations")))
+
+
 @pytest.fixture(scope="session")
 def nb201_12() -> pd.DataFrame:
     return pd.read_parquet(NB201_DIR / "nb201_12epoch.parquet")

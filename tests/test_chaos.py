@@ -4,8 +4,12 @@ stages, rerun after each kill, ends with what an uninterrupted run writes.
 The kill moments are drawn once from a fixed seed as fractions of each aimed-at node's duration
 in the uninterrupted run (so a slower machine scales them). Compared with that run: every durable
 history (no evaluation lost or repeated), every checkpoint, the reports, and the MLflow metrics
-of the last run (one value per step: nothing trained twice is logged twice). Wall-clock values
-(latencies, timings) differ from one run to the next and are left out.
+of the last run (one value per step: nothing trained twice is logged twice). The reward is the
+default latency-aware one (``trained_task.reward.target_ms``): the killed runs read the
+latencies the uninterrupted run measured from the machine's evaluation cache (only those: every
+network is trained again, so kills land in training), so rewards, histories and checkpoints
+must match to the bit. Wall-clock values (timings, the latencies reports measure afresh) and
+cache bookkeeping (hit or miss) differ from one run to the next and are left out.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -60,7 +65,7 @@ TARGETS = [
 ]
 SEED = 20261204
 RUNNING = re.compile(r"Running node: (\w+)")
-CLOCK = re.compile(r"latency|time|_s$|_s\.|per_s|machine|_cv$|iqr")
+CLOCK = re.compile(r"latency|time|_s$|_s\.|per_s|machine|_cv$|iqr|^cache")
 
 
 class KedroRun:
@@ -132,9 +137,12 @@ class KedroRun:
         self.ended = time.monotonic()
 
 
-def _tiny_project(path: Path) -> Path:
+def _tiny_project(path: Path, cache: Path) -> Path:
+    """The tiny chain at ``path``, its evaluation cache at ``cache``."""
     project = copy_project(path)
-    (project / "conf/local/parameters.yml").write_text(yaml.safe_dump(TINY_CHAIN))
+    params = json.loads(json.dumps(TINY_CHAIN))
+    params["trained_task"]["cache"] = {"dir": str(cache)}
+    (project / "conf/local/parameters.yml").write_text(yaml.safe_dump(params))
     return project
 
 
@@ -143,13 +151,15 @@ def runs(tmp_path_factory) -> dict[str, Any]:
     """The uninterrupted run (moved to ``ref``), then the killed-and-rerun one in its place:
     both ran at the same path, as the durable state is keyed by the source tree's path."""
     base = tmp_path_factory.mktemp("chaos")
-    project = _tiny_project(base / "project")
+    project = _tiny_project(base / "project", base / "ref-cache")
     ref = KedroRun(project)
     ref.finish()
     windows = [ref.window(*target) for target in TARGETS]
     project.rename(base / "ref")
 
-    _tiny_project(project)
+    (base / "cache").mkdir()  # the machine's latencies, as the first run measured them
+    shutil.copy(base / "ref-cache/latency.jsonl", base / "cache/latency.jsonl")
+    _tiny_project(project, base / "cache")
     rng = random.Random(SEED)
     moments = [rng.uniform(0.05, 0.95) * w for w in windows]
     kills = []
@@ -193,10 +203,15 @@ def test_histories_hold_every_evaluation_once(runs):
     logs = _outputs(ref, "data/0[67]_*/**/*.jsonl")
     assert len(logs) >= 4  # meta-training epochs, fidelity references, adaptation
     assert logs == _outputs(chaos, "data/0[67]_*/**/*.jsonl")
+    latency_aware = 0
     for log in logs:
         rows = [_strip(json.loads(line)) for line in (ref / log).read_text().splitlines()]
-        again = [_strip(json.loads(line)) for line in (chaos / log).read_text().splitlines()]
-        assert again == rows, log
+        raw = [json.loads(line) for line in (chaos / log).read_text().splitlines()]
+        assert [_strip(r) for r in raw] == rows, log
+        if any("cache_latency" in r for r in raw):  # a search's history: rewards hold latency
+            assert {r["cache_latency"] for r in raw} == {"hit"}, log
+            latency_aware += 1
+    assert latency_aware >= 2  # meta-training and adaptation
     for frame in _outputs(ref, "data/07_model_output/*.parquet"):
         a, b = pd.read_parquet(ref / frame), pd.read_parquet(chaos / frame)
         keep = [c for c in a.columns if not CLOCK.search(c)]

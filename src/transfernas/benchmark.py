@@ -35,6 +35,7 @@ from transfernas.locks import owned
 from transfernas.meta import MetaTrainingConfig, meta_train, scheduled
 from transfernas.search import load_checkpoint, run_search, save_checkpoint
 from transfernas.searchers import SEARCHERS, SearcherConfig, make_searcher
+from transfernas.searchers.adaptation import AdaptationConfig, adapted
 from transfernas.tasks.latency import torch_threads
 from transfernas.tasks.tabular import (
     COLUMNS_200,
@@ -71,6 +72,9 @@ class NB201BenchmarkConfig(BaseModel):
         None, description="method the others are tested against (Mann–Whitney), if it ran"
     )
     meta: MetaTrainingConfig = Field(default_factory=MetaTrainingConfig)
+    adaptation: AdaptationConfig = Field(
+        default_factory=AdaptationConfig, description="how meta-trained methods adapt"
+    )
     searchers: SearcherSettings = Field(default_factory=SearcherSettings)  # type: ignore[valid-type]
 
     def searcher_config(self, method: str) -> SearcherConfig:
@@ -85,6 +89,7 @@ class NB201BenchmarkConfig(BaseModel):
         }
         if SEARCHERS[method].meta_trained:
             parts["meta"] = self.meta.model_dump()
+            parts["adaptation"] = self.adaptation.model_dump()
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -114,9 +119,17 @@ def run_trial(
     """One seeded search; returns a compact record (one JSON line in the trial log)."""
     task = TabularTask(table, dataset)
     seed = config.seed + trial
-    searcher = make_searcher(method, task.space, config.searcher_config(method), seed)
     if pretrained is not None:
-        searcher.load_network_state(pretrained)
+        searcher = adapted(
+            SEARCHERS[method],
+            task.space,
+            config.searcher_config(method),
+            seed,
+            pretrained,
+            config.adaptation,
+        )
+    else:
+        searcher = make_searcher(method, task.space, config.searcher_config(method), seed)
     history = run_search(task.space, task, searcher, config.budget, trial=trial)
     return {
         "dataset": dataset,

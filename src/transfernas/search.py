@@ -160,6 +160,8 @@ def _record(
         "attempts": outcome.attempts,
         "time": time.time(),
     }
+    for kind, hit in (ev.cached if ev is not None else {}).items():
+        rec[f"cache_{kind}"] = "hit" if hit else "miss"
     if outcome.error is not None:
         rec["error"] = outcome.error
     return rec

@@ -54,6 +54,7 @@ from transfernas.searchers import (
     SearcherConfig,
     make_searcher,
 )
+from transfernas.searchers.adaptation import AdaptationConfig, adapted
 from transfernas.spaces import SPACES, SearchSpace
 from transfernas.spaces.nasfpn import NASFPNSpace
 from transfernas.spaces.resblock import ResBlockSpace
@@ -165,6 +166,10 @@ class TargetSearchParams(BaseModel):
     budget: int = Field(50, ge=1, description="evaluations on the target")
     seed: int = Field(0, ge=0)
     workdir: str | None = Field(None, description="durable history + checkpoint; reruns resume")
+    adaptation: AdaptationConfig = Field(
+        default_factory=AdaptationConfig,
+        description="adapt: how the meta-trained searcher uses its prior (docs/catch.md)",
+    )
 
 
 @dataclass(frozen=True)
@@ -391,14 +396,13 @@ def _searcher_for_target(
     checkpoint: dict[str, Any] | None,
     target_name: str,
 ) -> Searcher:
-    searcher = make_searcher(params.searcher, space, searcher_config, params.seed)
     if checkpoint is None:
-        return searcher
+        return make_searcher(params.searcher, space, searcher_config, params.seed)
     if not SEARCHERS[params.searcher].meta_trained:
         raise ValueError(
             f"adapt.searcher: {params.searcher!r} cannot start from a meta-trained checkpoint"
         )
-    if SEARCHERS[checkpoint["searcher"]].config_key != searcher.config_key:
+    if SEARCHERS[checkpoint["searcher"]].config_key != SEARCHERS[params.searcher].config_key:
         raise ValueError(
             f"the meta_train checkpoint holds a {checkpoint['searcher']!r} agent; "
             f"adapt.searcher is {params.searcher!r}"
@@ -415,8 +419,14 @@ def _searcher_for_target(
         log.warning(
             "target %s was a meta-training task: this is not a transfer result", target_name
         )
-    searcher.load_network_state(checkpoint["networks"])
-    return searcher
+    return adapted(
+        SEARCHERS[params.searcher],
+        space,
+        searcher_config,
+        params.seed,
+        checkpoint["networks"],
+        params.adaptation,
+    )
 
 
 def downstream_space(config: DownstreamParams, inputs: StageInputs) -> SearchSpace:
@@ -467,7 +477,7 @@ def run_target_search(
             origin = {
                 k: checkpoint[k] for k in ("searcher", "searcher_config", "meta_train", "tasks")
             }
-        task_parts = None if tabular else inputs.trained_task.model_dump()
+        task_parts = None if tabular else inputs.trained_task.identity()
         if isinstance(task, DownstreamTask):
             task_parts = [task_parts, task.data, task.params.model_dump()]
         run_dir = Path(params.workdir) / json_digest(

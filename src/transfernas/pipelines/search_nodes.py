@@ -88,8 +88,22 @@ def metric_histories(frame: pd.DataFrame, step: pd.Series) -> dict[str, Any]:
     }
 
 
+def cache_metrics(frame: pd.DataFrame) -> dict[str, Any]:
+    """Evaluation-cache hits and misses per kind (``cache.trained.hits`` …), for MLflow."""
+    out = {}
+    for column in (c for c in frame.columns if c.startswith("cache_")):
+        kind = column.removeprefix("cache_")
+        for outcome in ("hit", "miss"):
+            count = int((frame[column] == outcome).sum())
+            out[f"cache.{kind}.{outcome}{'es' if outcome == 'miss' else 's'}"] = {
+                "step": 0,
+                "value": float(count),
+            }
+    return out
+
+
 def search_report(history: pd.DataFrame, best: dict[str, Any]) -> tuple[dict[str, Any], Figure]:
-    metrics = metric_histories(history, history["step"])
+    metrics = metric_histories(history, history["step"]) | cache_metrics(history)
     metrics["best_so_far"] = [
         {"step": int(s), "value": float(v)}
         for s, v in zip(history["step"], history["reward"].cummax(), strict=True)

@@ -31,6 +31,7 @@ from transfernas.data.build import (
     make_spec,
 )
 from transfernas.data.sources import DownsampledSource, ImageFolderSource, SourceError
+from transfernas.evalcache import CacheParams
 from transfernas.spaces import CLASSIFIER_SPACES, ClassifierSpaceParams
 from transfernas.spaces.resblock import ResBlockSpaceParams
 from transfernas.tasks.latency import LatencyConfig
@@ -54,6 +55,13 @@ class TrainedTaskParams(BaseModel):
     reward: RewardConfig = Field(default_factory=RewardConfig)
     latency: LatencyConfig = Field(default_factory=LatencyConfig)
     zero_cost: ZeroCostParams = Field(default_factory=ZeroCostParams)
+    cache: CacheParams = Field(
+        default_factory=CacheParams, description="where trained results and latencies are kept"
+    )
+
+    def identity(self) -> dict[str, Any]:
+        """What the tasks' results depend on (not where they are cached)."""
+        return self.model_dump(exclude={"cache"})
 
     @model_validator(mode="before")
     @classmethod
@@ -160,6 +168,7 @@ def trained_task(
         params.reward,
         params.latency,
         seed,
+        params.cache.build(),
     )
 
 
@@ -192,7 +201,7 @@ def meta_task_pool(
     identity = {
         "source": str(source.root.resolve()),
         "sampling": sub.model_dump(exclude={"out_dir", "workers", "chunk_size"}),
-        "trained_task": params.model_dump(),
+        "trained_task": params.identity(),
         "kind": "zero_cost" if zero_cost else "trained",
         "seed": seed,
     }

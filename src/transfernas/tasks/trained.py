@@ -8,8 +8,11 @@ normalisation (channels_last on CUDA). Every evaluation is seeded by the task se
 architecture, so an architecture gets the same accuracy whichever process trains it and in
 whichever order (deterministic on CPU at a fixed thread count).
 
-With a latency target the reward is R = P·(LAT/T)^w (CATCH §4.3.1); latency is measured after
-training on the configured device and input size and recorded with every evaluation.
+With a latency target the reward is R = P·(LAT/T)^w (CATCH §4.3.1); latency is measured on the
+configured device and input size (on the network as built: weights do not change its cost) and
+recorded with every evaluation. With an evaluation cache (``transfernas.evalcache``) both the
+training result and the latency are looked up first and stored after: a rerun gets the same
+latency, hence the same reward.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +32,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from transfernas.digest import json_digest
+from transfernas.evalcache import EvaluationCache, device_fingerprint
 from transfernas.spaces.base import SearchSpace
 from transfernas.tasks.base import Evaluation
 from transfernas.tasks.latency import LatencyConfig, measure_latency, torch_threads
@@ -88,6 +94,14 @@ class ImageData:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def digest(self) -> str:
+        """sha256 of the pixels and labels: what a cached training result was trained on."""
+        h = hashlib.sha256()
+        for t in (self.images, self.labels):
+            h.update(str((tuple(t.shape), t.dtype)).encode())
+            h.update(t.cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()
 
 
 def seed_for(*parts: object) -> int:
@@ -249,6 +263,7 @@ class TrainedTask:
         reward: RewardConfig | None = None,
         latency: LatencyConfig | None = None,
         seed: int = 0,
+        cache: EvaluationCache | None = None,
     ) -> None:
         training = training if training is not None else TrainingConfig()
         reward = reward if reward is not None else RewardConfig()
@@ -258,15 +273,64 @@ class TrainedTask:
         self.name, self.space, self.num_classes = name, space, num_classes
         self.train, self.val = train, val
         self.training, self.reward, self.latency = training, reward, latency
-        self.seed = seed
+        self.seed, self.cache = seed, cache
+
+    @cached_property
+    def data_digest(self) -> str:
+        return json_digest(self.train.digest(), self.val.digest())
+
+    def _build(self, actions: Sequence[int], key: object) -> nn.Module:
+        """The candidate with its seeded initialisation (the same in every process)."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed_for(self.seed, self.name, key, "init"))
+            return self.space.build(actions, self.num_classes)
+
+    def _cached(
+        self, kind: str, parts: list[object], compute: Callable[[], dict], cached: dict
+    ) -> dict:
+        """``compute()``, or its stored value when the cache has ``parts``' key."""
+        if self.cache is None:
+            return compute()
+        key = self.cache.key(*parts)
+        value = self.cache.get(kind, key)
+        cached[kind] = value is not None
+        return value if value is not None else self.cache.put(kind, key, compute())
 
     def evaluate(self, actions: Sequence[int]) -> Evaluation:
-        start = time.perf_counter()
         key = self.space.key(actions)
+        model = self._build(actions, key)
+        # the network as built (every layer's shape) identifies it beyond the space's encoding
+        arch = [self.space.name, str(key), json_digest(str(model), length=32), self.num_classes]
         device = torch.device(self.training.device)
+        cached: dict[str, bool] = {}
+        fit = self._cached(
+            "trained",
+            [arch, self.name, self.data_digest, self.training.model_dump(), self.seed,
+             device_fingerprint(device)],
+            lambda: self._train(model, key, device),
+            cached,
+        )  # fmt: skip
+        metrics, cost_s = dict(fit["metrics"]), fit["cost_s"]
+        reward = metrics["val_acc"]
+        if self.reward.measure_latency:
+            lat = self._cached(
+                "latency",
+                [arch, self.latency.model_dump(), device_fingerprint(self.latency.device)],
+                lambda: self._time(actions, key),
+                cached,
+            )
+            metrics |= {k: lat[k] for k in ("latency_ms", "latency_iqr_ms", "latency_cv")}
+            cost_s += lat["cost_s"]
+            if self.reward.target_ms is not None:
+                reward = float(
+                    latency_reward(reward, lat["latency_ms"], self.reward.target_ms, self.reward.w)
+                )
+        return Evaluation(reward, metrics, cost_s, cached)
+
+    def _train(self, model: nn.Module, key: object, device: torch.device) -> dict:
+        """Train ``model`` (seeded data order); its metrics and what that cost."""
+        start = time.perf_counter()
         with torch_threads(self.training.threads), torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed_for(self.seed, self.name, key, "init"))
-            model = self.space.build(actions, self.num_classes)
             generator = torch.Generator().manual_seed(seed_for(self.seed, self.name, key, "data"))
             train, val = self.train.to(device), self.val.to(device)
             params = sum(p.numel() for p in model.parameters())
@@ -284,12 +348,11 @@ class TrainedTask:
             "train_s": train_s,
             "train_images_per_s": self.training.epochs * len(train) / train_s,
         }
-        reward = val_acc
-        if self.reward.measure_latency:
-            lat = measure_latency(model, self.latency)
-            metrics |= lat.as_metrics()
-            if self.reward.target_ms is not None:
-                reward = float(
-                    latency_reward(val_acc, lat.median_ms, self.reward.target_ms, self.reward.w)
-                )
-        return Evaluation(reward, metrics, time.perf_counter() - start)
+        return {"metrics": metrics, "cost_s": time.perf_counter() - start}
+
+    def _time(self, actions: Sequence[int], key: object) -> dict:
+        """Latency of the freshly built network (timing is independent of the weights)."""
+        start = time.perf_counter()
+        with torch.random.fork_rng(devices=[]):  # the random input draws from the global RNG
+            lat = measure_latency(self._build(actions, key), self.latency)
+        return lat.as_metrics() | {"cost_s": time.perf_counter() - start}

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from transfernas.config import validate_params, validate_searchers
 from transfernas.environment import machine_info
 from transfernas.fidelity import nb201_spearman
-from transfernas.pipelines.search_nodes import metric_histories, stage_inputs
+from transfernas.pipelines.search_nodes import cache_metrics, metric_histories, stage_inputs
 from transfernas.plots import meta_training_figure
 from transfernas.stages import (
     MetaTrainParams,
@@ -128,6 +128,7 @@ def meta_train_report(
         n_search = int(evaluations["step"].max()) + 1
         step = evaluations["trial"] * n_search + evaluations["step"]
         metrics |= {f"evaluation.{k}": v for k, v in metric_histories(evaluations, step).items()}
+        metrics |= cache_metrics(evaluations)
     for target, rho in manifest.get("reward_spearman", {}).items():
         metrics[f"reward_spearman.{target.replace('/', '.')}"] = {"step": 0, "value": rho}
     for name in ("spearman", "kendall"):
