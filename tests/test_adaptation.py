@@ -20,7 +20,9 @@ from transfernas.searchers.adaptation import (
     source_probabilities,
     wins_of,
 )
+from transfernas.searchers.catch.agent import CatchConfig
 from transfernas.spaces.nb201 import NB201Space
+from transfernas.stages import TargetSearchParams, _searcher_for_target
 from transfernas.tasks.base import Evaluation
 
 NONE = np.zeros(2)
@@ -147,3 +149,23 @@ def test_finetune_is_the_meta_trained_searcher_and_context_freezes_it():
         assert np.array_equal(tensor.numpy(), state["controller"][name].numpy()), name
     with pytest.raises(ValueError, match="context"):
         adapted(SEARCHERS["l2nas-transfer"], space, None, 0, {}, AdaptationConfig(mode="context"))
+
+
+def test_the_adapt_stage_adapts_as_its_parameters_say():
+    space = NB201Space()
+    checkpoint = {
+        "searcher": "catch-meta",
+        "space": {"name": "nb201"},
+        "tasks": ["sum"],
+        "networks": _prior_state(space),
+    }
+    made = {}
+    for mode in ("evidence", "finetune"):
+        params = TargetSearchParams(adaptation={"mode": mode, "uniform_share": 0.0})
+        made[mode] = _searcher_for_target(
+            params, space, {"name": "nb201"}, CatchConfig(), checkpoint, "inverse"
+        )
+    assert isinstance(made["evidence"], AdaptedSearcher)
+    assert type(made["finetune"]) is SEARCHERS["catch-meta"]
+    with pytest.raises(ValidationError, match=r"adaptation\.mode"):
+        TargetSearchParams(adaptation={"mode": "hope"})
