@@ -50,6 +50,7 @@ from transfernas.benchmark import NB201BenchmarkConfig, results_markdown, run_tr
 from transfernas.data.build import SubdatasetParams
 from transfernas.environment import machine_info
 from transfernas.fidelity import nb201_spearman
+from transfernas.history import AppendLog
 from transfernas.meta import meta_train
 from transfernas.searchers import make_searcher
 from transfernas.searchers.adaptation import AdaptationConfig
@@ -160,30 +161,46 @@ def _trials(job: tuple[str, str, list[int], dict | None, NB201BenchmarkConfig]) 
 
 def adapt(
     state: dict,
+    origin: str,
     table: NB201Table,
-    trials: int,
-    workers: int,
+    args: argparse.Namespace,
     adaptation: AdaptationConfig,
-    methods: tuple[str, ...] = ("catch-meta", *BASELINES),
-    first_seed: int = 0,
 ) -> tuple[pd.DataFrame, float]:
-    """Trials (seeds ``first_seed`` …) of ``methods``, catch-meta from ``state``."""
+    """Trials 0 … ``args.trials`` − 1 of catch-meta (from ``state``, meta-trained as ``origin``
+    says) and the baselines. Finished trials are kept in ``<workdir>/trials.jsonl``: a rerun,
+    or a run with another prior, reuses the baselines' trials and every finished one."""
     config = NB201BenchmarkConfig(
-        methods=list(methods), budget=50, seed=first_seed, adaptation=adaptation
+        methods=["catch-meta", *BASELINES], budget=50, adaptation=adaptation
     )
-    chunks = [list(range(i, min(i + 25, trials))) for i in range(0, trials, 25)]
-    jobs = [
-        (ds, m, c, state if m == "catch-meta" else None, config)
-        for ds in DATASETS
-        for m in methods
-        for c in chunks
-    ]
+    log = AppendLog(args.workdir / "trials.jsonl")
+
+    def key(ds: str, method: str, trial: int) -> tuple:
+        meta = origin if method == "catch-meta" else None
+        return ds, method, trial, config.fingerprint(method), meta
+
+    done = {key(r["dataset"], r["method"], r["trial"]): r for r in log}
+    jobs = []
+    for ds in DATASETS:
+        for method in config.methods:
+            todo = [t for t in range(args.trials) if key(ds, method, t) not in done]
+            pretrained = state if method == "catch-meta" else None
+            jobs += [
+                (ds, method, todo[i : i + 25], pretrained, config) for i in range(0, len(todo), 25)
+            ]
     start = time.perf_counter()
     with ProcessPoolExecutor(
-        workers, mp.get_context("spawn"), initializer=_init, initargs=(table,)
+        args.workers, mp.get_context("spawn"), initializer=_init, initargs=(table,)
     ) as pool:
-        records = [r for part in pool.map(_trials, jobs) for r in part]
-    frame = pd.DataFrame(records).explode(["arch_index", "reward", "test_acc"], ignore_index=True)
+        for part in pool.map(_trials, jobs):
+            records = [
+                r | {"origin": origin if r["method"] == "catch-meta" else None} for r in part
+            ]
+            log.append(records)
+            done.update({key(r["dataset"], r["method"], r["trial"]): r for r in records})
+    wanted = [
+        done[key(ds, m, t)] for ds in DATASETS for m in config.methods for t in range(args.trials)
+    ]
+    frame = pd.DataFrame(wanted).explode(["arch_index", "reward", "test_acc"], ignore_index=True)
     frame["step"] = frame.groupby(["dataset", "method", "trial"]).cumcount()
     frame = frame.astype({"arch_index": "int64", "reward": "float64", "test_acc": "float64"})
     frame["method"] = frame["method"].replace({"catch-meta": META})
@@ -246,7 +263,10 @@ def main() -> None:
     test200 = pd.read_parquet(RAW / "nb201_200epoch.parquet")
     agreement = nb201_spearman(records["arch"], records["reward"], t12, test200)
     adaptation = adaptation_of(args)
-    evals, adapt_s = adapt(state, table, args.trials, args.workers, adaptation)
+    origin = f"{args.proxy}/{args.prior}/{args.meta_epochs}x{args.meta_search}"
+    if args.proxy == "trained":
+        origin += f"/C{args.train_channels}N{args.train_cells}e{args.train_epochs}"
+    evals, adapt_s = adapt(state, origin, table, args, adaptation)
     results = summarize(evals, table, test200, reference=META)
     loo = pd.DataFrame(json.loads(LOO_RESULTS.read_text())["results"])
     loo = loo[loo["method"] == "catch-meta"].assign(method="catch-meta (leave-one-out tables)")
@@ -291,7 +311,8 @@ def main() -> None:
         "10/20/30-class sub-datasets of the 150-class Tiny-ImageNet subset; no NB201 table "
         f"read): {meta_s / 60:.1f} min on {info['cpu']} ({info['cpu_count']} cores, CPU only "
         f"— no GPU was lent). Adaptation: {args.trials} trials × 50 lookups per dataset and "
-        f"method, {adapt_s / 60:.1f} min with {args.workers} workers; catch-meta adapts with "
+        f"method, {adapt_s / 60:.1f} min with {args.workers} workers in this invocation (trials "
+        "another invocation finished are read from the durable trial log); catch-meta adapts with "
         f"`adaptation` {adaptation.model_dump()}. p: one-sided "
         f"Mann–Whitney U test that {META}'s final best rewards are larger. The leave-one-out "
         "rows are copied from benchmarks/results/nb201_catch.md (same trial seeds 0–499). "

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from transfernas.evalcache import CacheParams, EvaluationCache
+from transfernas.pipelines.search_nodes import cache_metrics
 from transfernas.search import run_search
 from transfernas.searchers import make_searcher
 from transfernas.spaces import NB201Space
@@ -126,3 +127,16 @@ def test_cache_params_default_to_the_environment_and_can_be_off(tmp_path, monkey
     assert CacheParams(enabled=False).build() is None
     with pytest.raises(ValueError, match="enabled"):
         CacheParams(enabled="sometimes")
+
+
+def test_hits_and_misses_become_mlflow_metrics(tmp_path):
+    first = _search(_task(EvaluationCache(tmp_path)), budget=3).to_frame()
+    again = _search(_task(EvaluationCache(tmp_path)), budget=4).to_frame()
+    assert cache_metrics(first) == {
+        "cache.trained.hits": {"step": 0, "value": 0.0},
+        "cache.trained.misses": {"step": 0, "value": 3.0},
+        "cache.latency.hits": {"step": 0, "value": 0.0},
+        "cache.latency.misses": {"step": 0, "value": 3.0},
+    }
+    assert cache_metrics(again)["cache.trained.hits"]["value"] == 3.0
+    assert cache_metrics(again)["cache.trained.misses"]["value"] == 1.0
