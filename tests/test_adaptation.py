@@ -38,10 +38,10 @@ def test_p_first_larger_is_the_monte_carlo_probability(a, b):
     assert p_first_larger(a, b) + p_first_larger(b, a) == pytest.approx(1, abs=1e-6)
 
 
-def test_finetune_and_context_keep_the_prior_with_a_uniform_floor():
-    for mode in ("finetune", "context"):
-        p = source_probabilities(AdaptationConfig(mode=mode, uniform_share=0.1), 40, NONE, NONE)
-        np.testing.assert_allclose(p, [0.9, 0.0, 0.1])
+def test_mode_prior_keeps_the_prior_with_a_uniform_floor():
+    for finetune in (True, False):
+        config = AdaptationConfig(mode="prior", finetune=finetune, uniform_share=0.1)
+        np.testing.assert_allclose(source_probabilities(config, 40, NONE, NONE), [0.9, 0, 0.1])
 
 
 def test_decay_is_beta_over_beta_plus_n():
@@ -134,21 +134,22 @@ def test_evidence_turns_away_from_a_misleading_prior():
     assert searcher.shares()["scratch"] > searcher.shares()["prior"]  # ... so scratch proposes
 
 
-def test_finetune_is_the_meta_trained_searcher_and_context_freezes_it():
+def test_mode_prior_is_the_meta_trained_searcher_and_finetune_false_freezes_it():
     space = NB201Space()
     state = _prior_state(space)
-    plain = adapted(
-        SEARCHERS["catch-meta"], space, None, 0, state, AdaptationConfig(mode="finetune")
-    )
+    plain = adapted(SEARCHERS["catch-meta"], space, None, 0, state, AdaptationConfig(mode="prior"))
     assert type(plain) is SEARCHERS["catch-meta"]
-    frozen = adapted(
-        SEARCHERS["catch-meta"], space, None, 0, state, AdaptationConfig(mode="context")
-    )
-    run_search(space, Inverse(), frozen, 6)
-    for name, tensor in frozen.network_state()["controller"].items():
+    frozen = AdaptationConfig(mode="evidence", finetune=False)
+    mixed = adapted(SEARCHERS["catch-meta"], space, None, 0, state, frozen)
+    run_search(space, Inverse(), mixed, 12)
+    assert isinstance(mixed, AdaptedSearcher) and mixed.scratch is not None
+    for name, tensor in mixed.prior.network_state()["controller"].items():
         assert np.array_equal(tensor.numpy(), state["controller"][name].numpy()), name
-    with pytest.raises(ValueError, match="context"):
-        adapted(SEARCHERS["l2nas-transfer"], space, None, 0, {}, AdaptationConfig(mode="context"))
+    learned = mixed.scratch.network_state()["controller"]  # the scratch searcher still learns
+    fresh = make_searcher("catch-meta", space, None, 1).network_state()["controller"]
+    assert any(not np.array_equal(learned[k].numpy(), fresh[k].numpy()) for k in learned)
+    with pytest.raises(ValueError, match="finetune"):
+        adapted(SEARCHERS["l2nas-transfer"], space, None, 0, {}, frozen)
 
 
 def test_the_adapt_stage_adapts_as_its_parameters_say():
@@ -160,12 +161,12 @@ def test_the_adapt_stage_adapts_as_its_parameters_say():
         "networks": _prior_state(space),
     }
     made = {}
-    for mode in ("evidence", "finetune"):
+    for mode in ("evidence", "prior"):
         params = TargetSearchParams(adaptation={"mode": mode, "uniform_share": 0.0})
         made[mode] = _searcher_for_target(
             params, space, {"name": "nb201"}, CatchConfig(), checkpoint, "inverse"
         )
     assert isinstance(made["evidence"], AdaptedSearcher)
-    assert type(made["finetune"]) is SEARCHERS["catch-meta"]
+    assert type(made["prior"]) is SEARCHERS["catch-meta"]
     with pytest.raises(ValidationError, match=r"adaptation\.mode"):
         TargetSearchParams(adaptation={"mode": "hope"})

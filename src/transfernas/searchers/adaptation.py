@@ -2,12 +2,15 @@
 
 A meta-trained searcher is a prior over architectures; when the target differs from the
 meta-training tasks it can point at the wrong region, and then it costs more than no prior
-(docs/catch.md). ``adaptation.mode`` picks how the prior is used on the target:
+(docs/catch.md). Two choices say how the prior is used on the target.
 
-- ``finetune``: the meta-trained searcher alone; every network keeps learning on the target
-  (CATCH as published: encoder, controller and evaluator are all updated).
-- ``context``: the meta-trained networks frozen, only the task posterior adapts (PEARL-style
-  adaptation by context inference alone; ``updates_per_step: 0``).
+``adaptation.finetune``: whether the meta-trained networks keep learning on the target (CATCH as
+published: encoder, controller and evaluator are all updated), or stay as meta-trained while only
+the task posterior adapts (PEARL-style adaptation by context inference; ``updates_per_step: 0``).
+
+``adaptation.mode``: who proposes.
+
+- ``prior``: the meta-trained searcher alone.
 - ``decay``: πBO-like (Hvarfner et al., ICLR 2022). Each proposal comes from the meta-trained
   searcher with probability w = β / (β + n) after n evaluations, else from the same searcher
   started from scratch: the prior's weight decays whatever its quality, so the search ends up
@@ -34,7 +37,7 @@ from scipy import stats
 from transfernas.searchers.base import Searcher, SearcherConfig, categorical
 from transfernas.spaces.base import Actions, ActionSpace, sample_actions
 
-Mode = Literal["finetune", "context", "decay", "evidence"]
+Mode = Literal["prior", "decay", "evidence"]
 SOURCES = ("prior", "scratch", "uniform")
 _GRID = np.linspace(0.0, 1.0, 2049)
 
@@ -44,8 +47,9 @@ class AdaptationConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    mode: Mode = Field(
-        "evidence", description="finetune | context | decay | evidence (see docs/catch.md)"
+    mode: Mode = Field("evidence", description="prior | decay | evidence (see docs/catch.md)")
+    finetune: bool = Field(
+        True, description="the prior's networks keep learning (false: only its context adapts)"
     )
     prior_weight: float = Field(
         5.0, gt=0, description="decay: β; the prior proposes with probability β / (β + n)"
@@ -71,7 +75,7 @@ def source_probabilities(
     """Probabilities of (prior, scratch, uniform) for the next proposal after ``n_told``
     evaluations; ``wins`` / ``losses``: per source (prior, scratch) so far."""
     u = config.uniform_share
-    if config.mode in ("finetune", "context"):
+    if config.mode == "prior":
         w = 1.0
     elif config.mode == "decay":
         w = config.prior_weight / (config.prior_weight + n_told)
@@ -110,8 +114,6 @@ class AdaptedSearcher(Searcher):
         for _ in range(n):
             p = source_probabilities(self.adaptation, len(self.rewards), self.wins, self.losses)
             src = categorical(self.rng, p)
-            if src == 1 and self.scratch is None:  # finetune/context never pick it (p = 0)
-                raise AssertionError("no scratch searcher for a mixing mode")
             if src == 2:
                 actions = self._uniform(set(self.source) | set(out))
             else:
@@ -182,22 +184,21 @@ def adapted(
 ) -> Searcher:
     """``cls`` started from meta-trained ``networks`` and adapted as ``config`` says.
 
-    ``finetune`` without a uniform share is the meta-trained searcher itself (no wrapper: its
+    Mode ``prior`` without a uniform share is the meta-trained searcher itself (no wrapper: its
     history and checkpoint are exactly CATCH's)."""
     searcher_config = searcher_config if searcher_config is not None else cls.Config()
-    if config.mode == "context":
+    scratch = None
+    if config.mode != "prior":  # the from-scratch searcher always learns
+        scratch = cls(space, searcher_config, seed + 1)  # its own initialisation and stream
+    if not config.finetune:
         if "updates_per_step" not in type(searcher_config).model_fields:
             raise ValueError(
-                f"adaptation.mode: context freezes the networks of a searcher with "
-                f"updates_per_step (CATCH); {cls.name!r} has none. Allowed here: finetune, "
-                "decay, evidence"
+                f"adaptation.finetune: false freezes the networks of a searcher with "
+                f"updates_per_step (CATCH); {cls.name!r} has none. Allowed here: true"
             )
         searcher_config = searcher_config.model_copy(update={"updates_per_step": 0})
     prior = cls(space, searcher_config, seed)
     prior.load_network_state(networks)  # type: ignore[attr-defined]
-    if config.mode in ("finetune", "context") and config.uniform_share == 0:
+    if config.mode == "prior" and config.uniform_share == 0:
         return prior
-    scratch = None
-    if config.mode in ("decay", "evidence"):
-        scratch = cls(space, searcher_config, seed + 1)  # its own initialisation and stream
     return AdaptedSearcher(prior, scratch, config, seed)
