@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import itertools
 
 import numpy as np
@@ -96,11 +98,18 @@ class Sum:
         return Evaluation(float(sum(actions)))
 
 
-def _prior_state(space):
-    """CATCH meta-trained on Sum: 3 meta-epochs of 20 evaluations."""
+@functools.cache
+def _meta_trained() -> dict:
+    """CATCH meta-trained on Sum: 3 meta-epochs of 20 evaluations (once per test session)."""
+    space = NB201Space()
     agent = make_searcher("catch-meta", space, None, seed=7)
     meta_train(space, agent, lambda k: Sum(), 3, 20, pool=["sum"])
     return agent.network_state()
+
+
+def _prior_state(space) -> dict:
+    """A copy of the meta-trained networks (a searcher loads, never shares, them)."""
+    return copy.deepcopy(_meta_trained())
 
 
 @pytest.mark.parametrize("mode", ["decay", "evidence"])
@@ -170,3 +179,12 @@ def test_the_adapt_stage_adapts_as_its_parameters_say():
     assert type(made["prior"]) is SEARCHERS["catch-meta"]
     with pytest.raises(ValidationError, match=r"adaptation\.mode"):
         TargetSearchParams(adaptation={"mode": "hope"})
+
+
+def test_a_batch_never_asks_for_one_network_twice():
+    space = NB201Space()
+    config = AdaptationConfig(mode="decay", prior_weight=20.0, uniform_share=0.2)
+    searcher = adapted(SEARCHERS["catch-meta"], space, None, 0, _prior_state(space), config)
+    history = run_search(space, Inverse(), searcher, 24, batch_size=4)
+    keys = [tuple(r["actions"]) for r in history]
+    assert len(set(keys)) == len(keys)

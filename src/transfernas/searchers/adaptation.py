@@ -114,10 +114,11 @@ class AdaptedSearcher(Searcher):
         for _ in range(n):
             p = source_probabilities(self.adaptation, len(self.rewards), self.wins, self.losses)
             src = categorical(self.rng, p)
-            if src == 2:
-                actions = self._uniform(set(self.source) | set(out))
-            else:
+            taken = set(self.source) | set(out)
+            if src < 2:
                 actions = (self.prior if src == 0 else self.scratch).ask(1)[0]  # type: ignore[union-attr]
+            if src == 2 or actions in taken:  # the other one asked for it in this batch
+                src, actions = 2, self._uniform(taken)
             self.source[actions] = src
             self.counts[src] += 1
             out.append(actions)
