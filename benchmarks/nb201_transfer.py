@@ -14,8 +14,7 @@ at the worst cells, which measures what a misleading prior costs against no prio
 No NB201 table is read while meta-training; afterwards the rewards' Spearman ρ against NB201
 is computed for the report. Adaptation: 500 seeded trials × 50 table lookups per dataset, from
 the meta-trained networks, next to CATCH-sfs, REA and random search (same trial seeds), and
-CATCH meta-trained leave-one-dataset-out on the tables (copied from
-benchmarks/results/nb201_catch.json). The meta-trained agent adapts as ``adapt.adaptation`` of
+CATCH meta-trained leave-one-dataset-out on the tables (as in benchmarks/nb201_catch.py). The meta-trained agent adapts as ``adapt.adaptation`` of
 conf/base says (``--mode`` etc. override it; docs/catch.md). Meta-training state is durable (``--workdir``): a killed
 run resumes. Curves, ρ and results go to MLflow (experiment ``transfernas-benchmarks``;
 ``MLFLOW_TRACKING_URI`` or ./mlflow.db).
@@ -31,6 +30,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import re
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -46,7 +46,13 @@ import torch
 from _data import add_data_option, tiny_imagenet
 from _nb201 import RAW, ROOT, base_params
 
-from transfernas.benchmark import NB201BenchmarkConfig, results_markdown, run_trial, summarize
+from transfernas.benchmark import (
+    NB201BenchmarkConfig,
+    meta_train_for,
+    results_markdown,
+    run_trial,
+    summarize,
+)
 from transfernas.data.build import SubdatasetParams
 from transfernas.environment import machine_info
 from transfernas.fidelity import nb201_spearman
@@ -60,8 +66,8 @@ from transfernas.tasks.subdataset import TrainedTaskParams, meta_task_pool
 from transfernas.tasks.tabular import DATASETS, NB201Table
 from transfernas.tasks.zero_cost import ZeroCostParams
 
-LOO_RESULTS = ROOT / "benchmarks/results/nb201_catch.json"
 META = "catch-meta (sub-datasets)"
+LOO = "catch-meta (leave-one-out tables)"
 BASELINES = ("catch-sfs", "rea", "random")
 _TABLE: NB201Table | None = None
 
@@ -154,57 +160,65 @@ def _init(table: NB201Table) -> None:
     _TABLE = table
 
 
-def _trials(job: tuple[str, str, list[int], dict | None, NB201BenchmarkConfig]) -> list[dict]:
-    dataset, method, trials, pretrained, config = job
-    return [run_trial(_TABLE, config, dataset, method, t, pretrained) for t in trials]
+Arm = tuple[str, dict[str, dict] | None, str | None]  # searcher, state per dataset, origin
+
+
+def _trials(job: tuple[str, str, list[int], Arm, NB201BenchmarkConfig]) -> list[dict]:
+    dataset, label, trials, (method, states, origin), config = job
+    state = states[dataset] if states is not None else None
+    return [
+        run_trial(_TABLE, config, dataset, method, t, state) | {"label": label, "origin": origin}
+        for t in trials
+    ]
 
 
 def adapt(
-    state: dict,
-    origin: str,
-    table: NB201Table,
-    args: argparse.Namespace,
-    adaptation: AdaptationConfig,
+    arms: dict[str, Arm], table: NB201Table, args: argparse.Namespace, adaptation: AdaptationConfig
 ) -> tuple[pd.DataFrame, float]:
-    """Trials 0 … ``args.trials`` − 1 of catch-meta (from ``state``, meta-trained as ``origin``
-    says) and the baselines. Finished trials are kept in ``<workdir>/trials.jsonl``: a rerun,
-    or a run with another prior, reuses the baselines' trials and every finished one."""
-    config = NB201BenchmarkConfig(
-        methods=["catch-meta", *BASELINES], budget=50, adaptation=adaptation
-    )
+    """Trials 0 … ``args.trials`` − 1 of every arm: label → (searcher, its meta-trained state
+    per dataset or None, what meta-trained it). Finished trials are kept in
+    ``<workdir>/trials.jsonl``, keyed by what they depend on: a rerun, or a run with another
+    prior, reuses the baselines' and the leave-one-out agent's trials."""
+    methods = sorted({method for method, _, _ in arms.values()})
+    config = NB201BenchmarkConfig(methods=methods, budget=50, adaptation=adaptation)
     log = AppendLog(args.workdir / "trials.jsonl")
 
-    def key(ds: str, method: str, trial: int) -> tuple:
-        meta = origin if method == "catch-meta" else None
-        return ds, method, trial, config.fingerprint(method), meta
+    def key(ds: str, method: str, trial: int, origin: str | None) -> tuple:
+        return ds, method, trial, config.fingerprint(method), origin
 
-    done = {key(r["dataset"], r["method"], r["trial"]): r for r in log}
+    done = {key(r["dataset"], r["method"], r["trial"], r["origin"]): r for r in log}
     jobs = []
     for ds in DATASETS:
-        for method in config.methods:
-            todo = [t for t in range(args.trials) if key(ds, method, t) not in done]
-            pretrained = state if method == "catch-meta" else None
-            jobs += [
-                (ds, method, todo[i : i + 25], pretrained, config) for i in range(0, len(todo), 25)
-            ]
+        for label, (method, states, origin) in arms.items():
+            todo = [t for t in range(args.trials) if key(ds, method, t, origin) not in done]
+            arm = (method, states, origin)
+            jobs += [(ds, label, todo[i : i + 25], arm, config) for i in range(0, len(todo), 25)]
     start = time.perf_counter()
     with ProcessPoolExecutor(
         args.workers, mp.get_context("spawn"), initializer=_init, initargs=(table,)
     ) as pool:
-        for part in pool.map(_trials, jobs):
-            records = [
-                r | {"origin": origin if r["method"] == "catch-meta" else None} for r in part
-            ]
+        for records in pool.map(_trials, jobs):
             log.append(records)
-            done.update({key(r["dataset"], r["method"], r["trial"]): r for r in records})
+            done.update(
+                {key(r["dataset"], r["method"], r["trial"], r["origin"]): r for r in records}
+            )
     wanted = [
-        done[key(ds, m, t)] for ds in DATASETS for m in config.methods for t in range(args.trials)
+        done[key(ds, method, t, origin)] | {"label": label}
+        for ds in DATASETS
+        for label, (method, _, origin) in arms.items()
+        for t in range(args.trials)
     ]
     frame = pd.DataFrame(wanted).explode(["arch_index", "reward", "test_acc"], ignore_index=True)
-    frame["step"] = frame.groupby(["dataset", "method", "trial"]).cumcount()
+    frame["step"] = frame.groupby(["dataset", "label", "trial"]).cumcount()
     frame = frame.astype({"arch_index": "int64", "reward": "float64", "test_acc": "float64"})
-    frame["method"] = frame["method"].replace({"catch-meta": META})
-    return frame, time.perf_counter() - start
+    frame["method"] = frame["label"]
+    return frame.drop(columns=["label", "origin"]), time.perf_counter() - start
+
+
+def leave_one_out(table: NB201Table) -> dict[str, dict]:
+    """CATCH meta-trained on the other two tables, per target (benchmarks/nb201_catch.py)."""
+    config = NB201BenchmarkConfig(methods=["catch-meta"])
+    return {ds: meta_train_for(table, config, "catch-meta", ds) for ds in DATASETS}
 
 
 def log_to_mlflow(
@@ -221,7 +235,8 @@ def log_to_mlflow(
                     mlflow.log_metric(f"meta_train.{key}", float(row[key]), step=int(row["epoch"]))
         mlflow.log_metrics({f"reward_spearman.{k.replace('/', '.')}": v for k, v in rho.items()})
         for row in results.to_dict("records"):
-            name = f"nb201.{row['dataset']}.{row['method'].split(' ')[0]}"
+            label = re.sub(r"[^\w.-]+", "_", row["method"])
+            name = f"nb201.{row['dataset']}.{label}"
             mlflow.log_metrics(
                 {f"{name}.optimum_hit_rate": row["optimum_hit_rate"],
                  f"{name}.regret_mean": row["regret_mean"]}
@@ -266,12 +281,15 @@ def main() -> None:
     origin = f"{args.proxy}/{args.prior}/{args.meta_epochs}x{args.meta_search}"
     if args.proxy == "trained":
         origin += f"/C{args.train_channels}N{args.train_cells}e{args.train_epochs}"
-    evals, adapt_s = adapt(state, origin, table, args, adaptation)
-    results = summarize(evals, table, test200, reference=META)
-    loo = pd.DataFrame(json.loads(LOO_RESULTS.read_text())["results"])
-    loo = loo[loo["method"] == "catch-meta"].assign(method="catch-meta (leave-one-out tables)")
-    both = pd.concat([results, loo[results.columns.intersection(loo.columns)]], ignore_index=True)
-    both = both.sort_values(["dataset", "method"], kind="stable")
+    loo_meta = NB201BenchmarkConfig().meta
+    meta = META if args.prior == "proxy" else "catch-meta (sub-datasets, reward negated)"
+    arms: dict[str, Arm] = {
+        meta: ("catch-meta", dict.fromkeys(DATASETS, state), origin),
+        LOO: ("catch-meta", leave_one_out(table), f"leave-one-out/{loo_meta.model_dump()}"),
+    } | {b: (b, None, None) for b in BASELINES}
+    evals, adapt_s = adapt(arms, table, args, adaptation)
+    results = summarize(evals, table, test200, reference=meta)
+    results = results.sort_values(["dataset", "method"], kind="stable")
 
     fig, ax = plt.subplots(figsize=(6.5, 4))
     ax.plot(curves["epoch"], curves["best_reward"], "o-")
@@ -302,7 +320,7 @@ def main() -> None:
         )
     inverted = " with the reward negated (adversarial prior)" * (args.prior == "adversarial")
     md = results_markdown(
-        both,
+        results,
         f"CATCH meta-trained on {args.proxy} Tiny-ImageNet sub-dataset tasks{inverted} → "
         "NB201 tables",
     )
@@ -314,8 +332,9 @@ def main() -> None:
         f"method, {adapt_s / 60:.1f} min with {args.workers} workers in this invocation (trials "
         "another invocation finished are read from the durable trial log); catch-meta adapts with "
         f"`adaptation` {adaptation.model_dump()}. p: one-sided "
-        f"Mann–Whitney U test that {META}'s final best rewards are larger. The leave-one-out "
-        "rows are copied from benchmarks/results/nb201_catch.md (same trial seeds 0–499). "
+        f"Mann–Whitney U test that {meta}'s final best rewards are larger. The leave-one-out "
+        "rows: CATCH meta-trained on the other two tables (as in nb201_catch.md), adapted the "
+        "same way, same trial seeds. "
         f"Command: `.venv/bin/python benchmarks/nb201_transfer.py --proxy {args.proxy} "
         f"--prior {args.prior}`.\n"
         "\nDoes the meta-training reward rank cells like NB201? Spearman ρ between the reward "
@@ -340,7 +359,7 @@ def main() -> None:
                 "adaptation": adaptation.model_dump(),
                 "proxy_spearman": agreement,
                 "meta_curves": curves.to_dict("records"),
-                "results": both.to_dict("records"),
+                "results": results.to_dict("records"),
             },
             indent=2,
             default=str,
