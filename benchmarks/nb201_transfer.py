@@ -62,6 +62,7 @@ from transfernas.searchers import make_searcher
 from transfernas.searchers.adaptation import AdaptationConfig
 from transfernas.spaces.nb201 import NB201SpaceParams
 from transfernas.tasks.base import Evaluation, Task
+from transfernas.tasks.latency import torch_threads
 from transfernas.tasks.subdataset import TrainedTaskParams, meta_task_pool
 from transfernas.tasks.tabular import DATASETS, NB201Table
 from transfernas.tasks.zero_cost import ZeroCostParams
@@ -216,9 +217,11 @@ def adapt(
 
 
 def leave_one_out(table: NB201Table) -> dict[str, dict]:
-    """CATCH meta-trained on the other two tables, per target (benchmarks/nb201_catch.py)."""
+    """CATCH meta-trained on the other two tables, per target, on one thread (as
+    benchmarks/nb201_catch.py: the same networks)."""
     config = NB201BenchmarkConfig(methods=["catch-meta"])
-    return {ds: meta_train_for(table, config, "catch-meta", ds) for ds in DATASETS}
+    with torch_threads(1):
+        return {ds: meta_train_for(table, config, "catch-meta", ds) for ds in DATASETS}
 
 
 def log_to_mlflow(
