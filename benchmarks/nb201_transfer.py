@@ -94,7 +94,7 @@ def adaptation_of(args: argparse.Namespace) -> AdaptationConfig:
     """conf/base's ``adapt.adaptation``, with the options given on the command line."""
     given = {
         k: getattr(args, k)
-        for k in ("mode", "prior_weight", "evidence_quantile", "uniform_share")
+        for k in ("mode", "finetune", "prior_weight", "evidence_quantile", "uniform_share")
         if getattr(args, k) is not None
     }
     return AdaptationConfig(**base_params("adapt")["adaptation"] | given)
@@ -255,7 +255,12 @@ def main() -> None:
         default="proxy",
         help="adversarial: meta-train on the proxy reward negated (a misleading prior)",
     )
-    parser.add_argument("--mode", choices=["finetune", "context", "decay", "evidence"])
+    parser.add_argument("--mode", choices=["prior", "decay", "evidence"])
+    parser.add_argument(
+        "--finetune",
+        type=lambda v: {"true": True, "false": False}[v.lower()],
+        help="true | false: whether the prior's networks keep learning on the target",
+    )
     parser.add_argument("--prior-weight", type=float, help="adaptation.prior_weight (decay)")
     parser.add_argument("--evidence-quantile", type=float)
     parser.add_argument("--uniform-share", type=float)
