@@ -38,17 +38,17 @@ from transfernas.searchers.adaptation import AdaptationConfig
 from transfernas.tasks.tabular import DATASETS, NB201Table, TabularTask
 
 FIRST_SEED = 10_000
-# label → setting; "frozen": the prior's networks stay as meta-trained (finetune: false)
+# label → setting; "frozen" / "context": the prior's networks stay as meta-trained
 MODES = {
-    "finetune": AdaptationConfig(mode="prior"),
+    "finetune": AdaptationConfig(mode="prior", finetune=True),
     "context": AdaptationConfig(mode="prior", finetune=False),
-    "finetune+uniform0.2": AdaptationConfig(mode="prior", uniform_share=0.2),
-    "decay β=5": AdaptationConfig(mode="decay", prior_weight=5.0),
-    "decay β=10": AdaptationConfig(mode="decay", prior_weight=10.0),
-    "evidence q=0.5": AdaptationConfig(mode="evidence", evidence_quantile=0.5),
-    "evidence q=0.75": AdaptationConfig(mode="evidence", evidence_quantile=0.75),
+    "finetune+uniform0.2": AdaptationConfig(mode="prior", finetune=True, uniform_share=0.2),
+    "decay β=5": AdaptationConfig(mode="decay", finetune=True, prior_weight=5.0),
+    "decay β=10": AdaptationConfig(mode="decay", finetune=True, prior_weight=10.0),
+    "evidence q=0.5": AdaptationConfig(mode="evidence", finetune=True, evidence_quantile=0.5),
+    "evidence q=0.75": AdaptationConfig(mode="evidence", finetune=True, evidence_quantile=0.75),
     "context+uniform0.2": AdaptationConfig(mode="prior", finetune=False, uniform_share=0.2),
-    "decay β=5, frozen": AdaptationConfig(mode="decay", finetune=False),
+    "decay β=5, frozen": AdaptationConfig(mode="decay", finetune=False, prior_weight=5.0),
     "evidence q=0.5, frozen": AdaptationConfig(mode="evidence", finetune=False),
 }
 PRIORS = ("sub-datasets", "adversarial", "leave-one-out")

@@ -49,7 +49,7 @@ class AdaptationConfig(BaseModel):
 
     mode: Mode = Field("evidence", description="prior | decay | evidence (see docs/catch.md)")
     finetune: bool = Field(
-        True, description="the prior's networks keep learning (false: only its context adapts)"
+        False, description="the prior's networks keep learning (false: only its context adapts)"
     )
     prior_weight: float = Field(
         5.0, gt=0, description="decay: β; the prior proposes with probability β / (β + n)"
