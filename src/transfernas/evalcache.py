@@ -120,9 +120,6 @@ class EvaluationCache:
     def path(self, kind: str) -> Path:
         return self.folder / f"{kind}.jsonl"
 
-    def __len__(self) -> int:
-        return sum(len(v) for v in self._index.values())
-
     @contextmanager
     def _locked(self, kind: str) -> Iterator[None]:
         self.folder.mkdir(parents=True, exist_ok=True)
