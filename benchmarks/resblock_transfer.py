@@ -120,7 +120,11 @@ def meta_trained(args, source, held_out, params) -> tuple[dict[str, Any], float,
         space, agent, task_at, args.meta_epochs, args.meta_search, pool=pool, workdir=workdir,
         progress=True,
     )  # fmt: skip
-    return agent.network_state(), time.perf_counter() - start, origin
+    clock = workdir / "wall_time.json"  # summed over runs: a resumed run adds what it did
+    before = json.loads(clock.read_text())["seconds"] if clock.exists() else 0.0
+    total = before + time.perf_counter() - start
+    clock.write_text(json.dumps({"seconds": total}))
+    return agent.network_state(), total, origin
 
 
 _STATE: dict[str, Any] = {}
@@ -274,11 +278,14 @@ def report(
         f"{SPLIT_SEED}), 16 px, {args.train_per_class} training images per class (80 % train /"
         " 20 % reward for the search; `val/` held out for the longer training). Meta-training: "
         f"{args.meta_epochs} meta-epochs × {args.meta_search} evaluations on 10/20/30-class "
-        f"sub-datasets of the other classes, {meta_s / 60:.1f} min. Reward: the default trained "
+        f"sub-datasets of the other classes, {meta_s / 60:.1f} min (summed over its runs; its first "
+        "run shared the CPU with other benchmarks). Reward: the default trained "
         f"task ({params.training.epochs} epochs, target_ms {params.reward.target_ms}, "
         f"w {params.reward.w}). p: one-sided Mann–Whitney, pooled over targets and seeds, on "
         "the best search reward and on the longer training's reward (held-out val/). "
-        f"Adapt mode: {base_params('adapt')['adaptation']}. Wall time {wall_s / 60:.1f} min "
+        f"Adapt mode: {base_params('adapt')['adaptation']}. REA's first population is random, so "
+        "with a budget below its population size it is random search (same seed, same networks). "
+        f"This invocation: {wall_s / 60:.1f} min "
         f"with {args.workers} workers on {info['cpu']} ({info['cpu_count']} cores, CPU only). "
         f"Command: `.venv/bin/python benchmarks/resblock_transfer.py --targets {args.targets} "
         f"--seeds {args.seeds} --budget {args.budget}`.\n\n![curves](resblock_transfer.png)\n"
