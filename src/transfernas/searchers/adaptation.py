@@ -27,6 +27,7 @@ so the one from scratch learns from the prior's evaluations too (and vice versa)
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -37,6 +38,7 @@ from scipy import stats
 from transfernas.searchers.base import Searcher, SearcherConfig, categorical
 from transfernas.spaces.base import Actions, ActionSpace, sample_actions
 
+log = logging.getLogger(__name__)
 Mode = Literal["prior", "decay", "evidence"]
 SOURCES = ("prior", "scratch", "uniform")
 _GRID = np.linspace(0.0, 1.0, 2049)
@@ -192,12 +194,14 @@ def adapted(
     if config.mode != "prior":  # the from-scratch searcher always learns
         scratch = cls(space, searcher_config, seed + 1)  # its own initialisation and stream
     if not config.finetune:
-        if "updates_per_step" not in type(searcher_config).model_fields:
-            raise ValueError(
-                f"adaptation.finetune: false freezes the networks of a searcher with "
-                f"updates_per_step (CATCH); {cls.name!r} has none. Allowed here: true"
+        if "updates_per_step" in type(searcher_config).model_fields:
+            searcher_config = searcher_config.model_copy(update={"updates_per_step": 0})
+        else:  # the mix still applies; only CATCH has a frozen mode
+            log.warning(
+                "adaptation.finetune: false freezes searchers with updates_per_step (CATCH); "
+                "%s keeps learning on the target",
+                cls.name,
             )
-        searcher_config = searcher_config.model_copy(update={"updates_per_step": 0})
     prior = cls(space, searcher_config, seed)
     prior.load_network_state(networks)  # type: ignore[attr-defined]
     if config.mode == "prior" and config.uniform_share == 0:
