@@ -113,6 +113,15 @@ def report(
     return md
 
 
+def summed_wall_time(workdir: Path, seconds: float) -> float:
+    """Wall time of durable work summed over the runs that did it (``wall_time.json`` in
+    ``workdir``): a resumed run adds only its own ``seconds``."""
+    clock = workdir / "wall_time.json"
+    total = (json.loads(clock.read_text())["seconds"] if clock.exists() else 0.0) + seconds
+    clock.write_text(json.dumps({"seconds": total}))
+    return total
+
+
 def base_params(stage: str) -> dict[str, Any]:
     """The ``stage`` block of conf/base/parameters_<stage>.yml: benchmarks use the project's
     own defaults."""

@@ -44,7 +44,7 @@ import mlflow
 import pandas as pd
 import torch
 from _data import add_data_option, tiny_imagenet
-from _nb201 import RAW, ROOT, base_params
+from _nb201 import RAW, ROOT, base_params, summed_wall_time
 
 from transfernas.benchmark import (
     NB201BenchmarkConfig,
@@ -146,10 +146,7 @@ def meta_train_on_subdatasets(
         progress=True,
     )
     # wall time summed over runs: a resumed run adds only what it did
-    clock = workdir / "wall_time.json"
-    before = json.loads(clock.read_text())["seconds"] if clock.exists() else 0.0
-    total = before + time.perf_counter() - start
-    clock.write_text(json.dumps({"seconds": total}))
+    total = summed_wall_time(workdir, time.perf_counter() - start)
     records = pd.DataFrame(records)
     curves = pd.DataFrame(curves).assign(cost_s=records.groupby("trial")["cost_s"].sum().to_numpy())
     return agent.network_state(), curves, records, total, params

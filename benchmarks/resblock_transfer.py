@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 import torch
 from _data import add_data_option, tiny_imagenet
-from _nb201 import ROOT, base_params
+from _nb201 import ROOT, base_params, summed_wall_time
 from rich.progress import Progress
 from scipy import stats
 
@@ -120,10 +120,7 @@ def meta_trained(args, source, held_out, params) -> tuple[dict[str, Any], float,
         space, agent, task_at, args.meta_epochs, args.meta_search, pool=pool, workdir=workdir,
         progress=True,
     )  # fmt: skip
-    clock = workdir / "wall_time.json"  # summed over runs: a resumed run adds what it did
-    before = json.loads(clock.read_text())["seconds"] if clock.exists() else 0.0
-    total = before + time.perf_counter() - start
-    clock.write_text(json.dumps({"seconds": total}))
+    total = summed_wall_time(workdir, time.perf_counter() - start)
     return agent.network_state(), total, origin
 
 
