@@ -113,7 +113,7 @@ def meta_trained(args, source, held_out, params) -> tuple[dict[str, Any], float,
     task_at, pool = meta_task_pool(source, sub, params, seed=0)
     space = params.space.build()
     agent = make_searcher("catch-meta", space, None, seed=12345)
-    origin = json_digest(pool, args.meta_epochs, args.meta_search)
+    origin = json_digest([pool, args.meta_epochs, args.meta_search])
     workdir = args.workdir / "meta" / origin
     start = time.perf_counter()
     meta_train(
@@ -147,7 +147,7 @@ def _search(job: tuple[int, str, int]) -> dict[str, Any]:
         key += [adaptation.model_dump(), _STATE["origin"]]
     else:
         searcher = make_searcher(method, space, None, seed)
-    run_dir = args.workdir / "searches" / f"target{t}" / f"{method}-{json_digest(*key)}"
+    run_dir = args.workdir / "searches" / f"target{t}" / f"{method}-{json_digest(list(key))}"
     run_dir = run_dir / f"seed{seed}"
     history = run_search(
         space,

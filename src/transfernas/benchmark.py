@@ -12,8 +12,6 @@ benchmark resumes where it stopped and a larger ``n_trials`` reuses what is alre
 
 from __future__ import annotations
 
-import hashlib
-import json
 import multiprocessing as mp
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -29,6 +27,7 @@ from rich.progress import Progress
 from scipy import stats
 
 from transfernas.config import SearcherName, SearcherSettings, searcher_config
+from transfernas.digest import json_digest
 from transfernas.executors import ExecutorConfig, ray_init, ray_options
 from transfernas.history import AppendLog
 from transfernas.locks import owned
@@ -90,7 +89,7 @@ class NB201BenchmarkConfig(BaseModel):
         if SEARCHERS[method].meta_trained:
             parts["meta"] = self.meta.model_dump()
             parts["adaptation"] = self.adaptation.model_dump()
-        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
+        return json_digest(parts)
 
 
 def meta_train_for(

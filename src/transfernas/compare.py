@@ -209,7 +209,9 @@ def compare(
         for entrant, seed in jobs:
             folder = None
             if run_dir is not None:
-                folder = run_dir / f"{entrant.name}-{json_digest(entrant.identity)}" / f"seed{seed}"
+                folder = (
+                    run_dir / f"{entrant.name}-{json_digest([entrant.identity])}" / f"seed{seed}"
+                )
             result = train_entrant(entrant, seed, data, params.training, folder)
             trained.setdefault(entrant.name, []).append(result)
             bar.advance(task)
@@ -337,13 +339,15 @@ def _matched_width(
     if name in params.widths:
         return {"width": params.widths[name], "fixed": True}
     key = json_digest(
-        name,
-        reference.identity,
-        num_classes,
-        stem,
-        latency.model_dump(),
-        device_name(torch.device(latency.device)),
-        params.match.model_dump(),
+        [
+            name,
+            reference.identity,
+            num_classes,
+            stem,
+            latency.model_dump(),
+            device_name(torch.device(latency.device)),
+            params.match.model_dump(),
+        ]
     )
     for record in cache:
         if record["key"] == key:
@@ -396,7 +400,7 @@ def run_comparison(
     run_dir = None
     if params.workdir is not None:
         run_dir = Path(params.workdir) / json_digest(
-            splits.final.sample_id, space_id, params.training.model_dump()
+            [splits.final.sample_id, space_id, params.training.model_dump()]
         )
     entrants = [_architecture(SEARCHED, "searched (adapt)", best, space, space_id)]
     random_best = None

@@ -1,4 +1,4 @@
-"""One content digest for durable state: folders and files named by what produced them."""
+"""One content digest for durable state: folders, logs, tags and seeds named by their inputs."""
 
 from __future__ import annotations
 
@@ -7,8 +7,12 @@ import json
 from typing import Any
 
 
-def json_digest(*parts: Any, length: int = 12) -> str:
-    """sha256 of ``parts`` as canonical JSON (sorted keys, ``str`` for what JSON lacks), cut to
-    ``length`` hex digits: equal inputs name the same folder in every process and Python run."""
-    text = json.dumps(parts, sort_keys=True, default=str)
+def json_digest(value: Any, *, length: int = 12) -> str:
+    """sha256 of ``value`` as canonical JSON (sorted keys, ``str`` for what JSON lacks), cut to
+    ``length`` hex digits: equal inputs name the same folder in every process and Python run.
+
+    Several parts go in as one list. Every state folder, durable log and task seed written
+    before this was the one helper named its value the same way, so they stay valid.
+    """
+    text = json.dumps(value, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:length]

@@ -89,7 +89,7 @@ class EvaluationCache:
 
     def put(self, kind: str, key: str, value: dict[str, Any]) -> dict[str, Any]:
         """Store ``value`` unless another process stored ``key`` first; the stored value."""
-        record = {"key": key, "value": value, "check": json_digest(key, value, length=16)}
+        record = {"key": key, "value": value, "check": json_digest([key, value], length=16)}
         line = (json.dumps(record) + "\n").encode()
         path = self.path(kind)
         try:
@@ -115,7 +115,7 @@ class EvaluationCache:
 
     @staticmethod
     def key(*parts: Any) -> str:
-        return json_digest(*parts, length=32)
+        return json_digest(list(parts), length=32)
 
     def path(self, kind: str) -> Path:
         return self.folder / f"{kind}.jsonl"
@@ -168,7 +168,7 @@ def _valid(raw: bytes) -> dict[str, Any] | None:
     """The record of one line, or None if it is not one the cache wrote whole."""
     try:
         record = json.loads(raw)
-        ok = json_digest(record["key"], record["value"], length=16) == record["check"]
+        ok = json_digest([record["key"], record["value"]], length=16) == record["check"]
     except (ValueError, KeyError, TypeError):
         return None
     return record if ok else None

@@ -13,8 +13,6 @@ the same host marks it KILLED.
 from __future__ import annotations
 
 import ast
-import hashlib
-import json
 import logging
 import os
 import platform
@@ -32,6 +30,7 @@ from kedro.pipeline import Pipeline
 from kedro.pipeline.node import Node
 from mlflow.tracking import MlflowClient
 
+from transfernas.digest import json_digest
 from transfernas.environment import machine_info
 from transfernas.pipeline_registry import CHAIN
 
@@ -61,8 +60,7 @@ def git_commit(project: Path) -> tuple[str, bool] | None:
 
 def params_hash(parameters: dict[str, Any]) -> str:
     """A short digest of every parameter: two runs with the same hash ran the same config."""
-    text = json.dumps(parameters, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return json_digest(parameters, length=16)
 
 
 def machine() -> str:

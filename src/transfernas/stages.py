@@ -222,7 +222,7 @@ def run_meta_training(
     workdir = None
     if params.workdir is not None:
         workdir = Path(params.workdir) / json_digest(
-            params.model_dump(exclude={"fidelity"}), searcher_config.model_dump(), pool
+            [params.model_dump(exclude={"fidelity"}), searcher_config.model_dump(), pool]
         )
     with search_kwargs(inputs.executor) as run_with:
         curves, records = meta_train(
@@ -270,7 +270,7 @@ def meta_reward_fidelity(
     task_at, pool = meta_task_pool(stage_source(inputs), inputs.subdatasets, reference, params.seed)
     log_path = None
     if params.workdir is not None:
-        log_path = Path(params.workdir) / "fidelity" / f"{json_digest(pool)}.jsonl"
+        log_path = Path(params.workdir) / "fidelity" / f"{json_digest([pool])}.jsonl"
     log = AppendLog(log_path)
     epochs = sorted(int(e) for e in ok["trial"].unique())[-config.last_epochs :]
     executor = make_executor(inputs.executor)
@@ -335,9 +335,11 @@ class BASEMetaNetwork:
         workdir = None
         if params.workdir is not None:
             workdir = Path(params.workdir) / json_digest(
-                params.model_dump(exclude={"fidelity"}),
-                str(stage_source(inputs).root),
-                inputs.subdatasets.model_dump(),
+                [
+                    params.model_dump(exclude={"fidelity"}),
+                    str(stage_source(inputs).root),
+                    inputs.subdatasets.model_dump(),
+                ]
             )
         base, curves, tasks = meta_train_base(
             params.base,
@@ -481,7 +483,7 @@ def run_target_search(
         if isinstance(task, DownstreamTask):
             task_parts = [task_parts, task.data, task.params.model_dump()]
         run_dir = Path(params.workdir) / json_digest(
-            params.model_dump(), searcher_config.model_dump(), origin, task.name, task_parts
+            [params.model_dump(), searcher_config.model_dump(), origin, task.name, task_parts]
         )
         history, ckpt = History(run_dir / "history.jsonl"), run_dir / "searcher.pt"
     identity = inputs.space_identity(tabular)

@@ -26,6 +26,7 @@ from rich.progress import Progress
 from transfernas.data import decode
 from transfernas.data.decode import Resize
 from transfernas.data.sources import DownsampledSource, ImageFolderSource, write_batch
+from transfernas.digest import json_digest
 from transfernas.history import AppendLog
 from transfernas.locks import owned
 
@@ -50,17 +51,13 @@ class SubdatasetSpec(BaseModel):
     @property
     def spec_id(self) -> str:
         """Names the build folder: another tree is another build."""
-        return _digest(self.model_dump())
+        return json_digest(self.model_dump(), length=16)
 
     @property
     def sample_id(self) -> str:
         """The same files at the same size wherever the tree lies: names the task (and seeds its
         trainings), so a clone elsewhere repeats the same history."""
-        return _digest(self.model_dump(exclude={"root"}))
-
-
-def _digest(fields: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+        return json_digest(self.model_dump(exclude={"root"}), length=16)
 
 
 class SamplingConfig(BaseModel):

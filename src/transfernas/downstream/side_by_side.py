@@ -92,7 +92,8 @@ def side_by_side(
         for name, (backbone, channels, _) in backbones.items():
             schedule = params.schedule.model_copy(update={"seed": seed})
             settings = params.model_dump(exclude={"schedule", "work_dir", "latency", "search"})
-            key = json_digest(backbone, schedule.model_dump(), data, settings)  # what training uses
+            # what training uses
+            key = json_digest([backbone, schedule.model_dump(), data, settings])
             record = next((r for r in done if r["key"] == key), None)
             if record is None:
                 work_dir = Path(config.work_dir) / name / key

@@ -5,7 +5,6 @@ plot, results, the config)."""
 from __future__ import annotations
 
 import hashlib
-import json
 from functools import partial, update_wrapper
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,6 +14,7 @@ from kedro.pipeline import Node, Pipeline
 from matplotlib.figure import Figure
 
 from transfernas.config import validate_params
+from transfernas.digest import json_digest
 from transfernas.downstream import KINDS
 from transfernas.downstream.backbone import with_weights
 from transfernas.downstream.runner import (
@@ -57,8 +57,7 @@ def run_setup(
         data,
         config.model_dump(exclude={"work_dir", "latency", "search"}),
     ]
-    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode())
-    work_dir = Path(config.work_dir) / digest.hexdigest()[:12]
+    work_dir = Path(config.work_dir) / json_digest(parts)
     work_dir.mkdir(parents=True, exist_ok=True)
     torch.save(weights, work_dir / "backbone.pth")
     backbone = with_weights(card["backbone"], str((work_dir / "backbone.pth").resolve()))

@@ -277,7 +277,7 @@ class TrainedTask:
 
     @cached_property
     def data_digest(self) -> str:
-        return json_digest(self.train.digest(), self.val.digest())
+        return json_digest([self.train.digest(), self.val.digest()])
 
     def _build(self, actions: Sequence[int], key: object) -> nn.Module:
         """The candidate with its seeded initialisation (the same in every process)."""
@@ -300,7 +300,7 @@ class TrainedTask:
         key = self.space.key(actions)
         model = self._build(actions, key)
         # the network as built (every layer's shape) identifies it beyond the space's encoding
-        arch = [self.space.name, str(key), json_digest(str(model), length=32), self.num_classes]
+        arch = [self.space.name, str(key), json_digest([str(model)], length=32), self.num_classes]
         device = torch.device(self.training.device)
         cached: dict[str, bool] = {}
         fit = self._cached(

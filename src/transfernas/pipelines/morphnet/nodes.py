@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -13,6 +11,7 @@ from matplotlib.figure import Figure
 
 from transfernas.config import validate_params
 from transfernas.data.build import SubdatasetParams
+from transfernas.digest import json_digest
 from transfernas.export.backbone import config_snippet
 from transfernas.morphnet.export import morphnet_markdown, resized_backbone
 from transfernas.morphnet.resize import MorphNetParams
@@ -36,10 +35,8 @@ def resize_backbone(
     spec = target_spec(source, sub, config.data)
     train, val = subdataset_data(spec, sub, progress=True)
     # a new seed backbone, data or setting starts afresh; the same resumes
-    key = json.dumps(
-        [card, spec.spec_id, config.model_dump(mode="json", exclude={"workdir"})], sort_keys=True
-    )
-    workdir = Path(config.workdir) / hashlib.sha256(key.encode()).hexdigest()[:12]
+    key = [card, spec.spec_id, config.model_dump(mode="json", exclude={"workdir"})]
+    workdir = Path(config.workdir) / json_digest(key)
     state, new_card = resized_backbone(
         card, weights, train, val, len(spec.classes), config, workdir, log.info
     )
