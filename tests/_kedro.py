@@ -41,24 +41,27 @@ TINY_CHAIN = {
 }
 
 
-def kedro_env(project: Path) -> dict[str, str]:
-    """A bare environment: the venv's tools, no telemetry, wide log lines (no wrapping)."""
+def kedro_env(project: Path, columns: int = 200) -> dict[str, str]:
+    """A bare environment: the venv's tools, no telemetry, log lines ``columns`` wide (200: no
+    wrapping; 80: a plain terminal's, where Rich wraps Kedro's lines)."""
     return {
         "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
         "KEDRO_DISABLE_TELEMETRY": "true",
         "HOME": str(project),
-        "COLUMNS": "200",
+        "COLUMNS": str(columns),
     }
 
 
-def run_kedro(project: Path, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+def run_kedro(
+    project: Path, *args: str, timeout: int = 300, columns: int = 200
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [KEDRO, *args],
         cwd=project,
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=kedro_env(project),
+        env=kedro_env(project, columns),
     )
 
 

@@ -162,3 +162,39 @@ def test_runs_of_killed_processes_are_marked_killed(tmp_path: Path):
         "reused pid": "KILLED",
         "untagged": "RUNNING",
     }
+
+
+def test_the_blocks_a_run_reads_are_checked_together_and_others_left_alone():
+    from transfernas.pipelines.params import BLOCKS, validate_blocks
+
+    every = {"adapt": {"budget": 0}, "executor": {"kind": "dask"}, "compare": {"seeds": "x"}}
+    with pytest.raises(ParameterError) as caught:
+        validate_blocks(["adapt", "executor", "imagenet_root"], every)
+    lines = str(caught.value).splitlines()
+    assert lines[0] == "invalid parameters:" and len(lines) == 3
+    assert lines[1].startswith("  adapt.budget: ") and lines[2].startswith("  executor.kind: ")
+    validate_blocks(["subdatasets", "search"], every)  # the defaults of blocks not given
+    with pytest.raises(ParameterError, match=r"^invalid parameters:\n  nb201_benchmark\.searchers"):
+        validate_blocks(["nb201_benchmark"], {"nb201_benchmark": {"searchers": {}}})
+    assert {"detection", "segmentation", "meta_train", "nb201_benchmark"} <= BLOCKS.keys()
+
+
+def test_a_project_error_inside_a_node_is_logged_once_by_the_cli():
+    import logging
+
+    from transfernas.pipelines.logs import shown
+
+    def record(name: str, level: int, msg: str) -> logging.LogRecord:
+        return logging.LogRecord(name, level, __file__, 1, msg, None, None)
+
+    failed = record("kedro.pipeline.node", logging.ERROR, "Node %s failed with error: \n%s")
+    for error, printed_by_kedro in [(ERRORS[1], False), (RuntimeError("bug"), True)]:
+        try:
+            raise error
+        except Exception:
+            assert shown(failed) is printed_by_kedro
+    assert shown(failed)  # outside an except block: an ordinary error line
+    assert not shown(
+        record("kedro.runner.sequential_runner", logging.INFO, "Using synchronous mode")
+    )
+    assert shown(record("transfernas.hooks", logging.INFO, "adapt: searched"))

@@ -120,6 +120,48 @@ def test_mlflow_run_has_params_metrics_artifacts(project, tiny_run):
         assert f"nb201_benchmark/{name}" in artifacts
 
 
+def test_a_working_run_is_running_in_mlflow_until_it_ends(project, tiny_run):
+    """Queried from another process while the run works, and with the check a starting run
+    makes (runs of dead processes on this host → KILLED): RUNNING until the run ends."""
+    import platform
+
+    from transfernas.hooks import mark_killed_runs
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{project}/mlflow.db")
+    exp = client.get_experiment_by_name("transfernas").experiment_id
+    before = {r.info.run_id for r in client.search_runs([exp])}
+    params = TINY + ",nb201_benchmark.seed=1000"  # new trials: the node works for seconds
+    env = kedro_env(project)
+    run = subprocess.Popen(
+        [KEDRO, "run", "--pipeline", "nb201_benchmark", "--params", params],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    seen: list[str] = []
+    while run.poll() is None:
+        ours = [
+            r
+            for r in client.search_runs([exp], "tags.`transfernas.pid` != ''")
+            if r.info.run_id not in before
+        ]
+        if ours:  # tagged by the hook at the first node: the run is working
+            assert len(ours) == 1 and ours[0].data.tags["transfernas.pid"] == str(run.pid)
+            assert not mark_killed_runs(client, exp, platform.node())
+            seen.append(client.get_run(ours[0].info.run_id).info.status)
+        time.sleep(0.2)
+    output = run.stdout.read()
+    assert run.returncode == 0, output[-3000:]
+    assert "KILLED" not in output
+    working = seen[: seen.index("FINISHED")] if "FINISHED" in seen else seen
+    assert len(working) >= 3 and set(working) == {"RUNNING"}, seen
+    assert set(seen[len(working) :]) <= {"FINISHED"}, seen  # ended once, by the process
+    (finished,) = [r for r in client.search_runs([exp]) if r.info.run_id not in before]
+    assert finished.info.status == "FINISHED"
+
+
 def test_rerun_reuses_finished_trials(project, tiny_run):
     before = pd.read_parquet(project / "data/07_model_output/nb201_histories.parquet")
     result = _kedro(project, "run", "--pipeline", "nb201_benchmark", "--params", TINY)
@@ -146,15 +188,44 @@ def test_rerun_reuses_finished_trials(project, tiny_run):
     ],
 )
 def test_bad_parameter_is_named(project, override, expected):
-    result = _kedro(project, "run", "--pipeline", "nb201_benchmark", "--params", override)
-    _assert_short_error(result, expected)
+    _assert_stopped_before_anything(project, "nb201_benchmark", override, expected)
+
+
+def _state(project: Path) -> dict[str, int]:
+    """Every file and folder a run could write (data/, mlruns/), with its modification time."""
+    return {
+        str(path): path.stat().st_mtime_ns
+        for top in ("data", "mlruns")
+        for path in (project / top).rglob("*")
+    }
+
+
+def _mlflow_runs(project: Path) -> int:
+    if not (project / "mlflow.db").exists():
+        return 0
+    client = MlflowClient(tracking_uri=f"sqlite:///{project}/mlflow.db")
+    return sum(len(client.search_runs([e.experiment_id])) for e in client.search_experiments())
+
+
+def _assert_stopped_before_anything(
+    project: Path, pipeline: str, override: str, expected: str
+) -> None:
+    """A bad value stops `kedro run` before a dataset is read, a state folder is made or an
+    MLflow run is opened: exit 2, the message naming the key once, ≤ 8 lines at 80 columns."""
+    state, runs = _state(project), _mlflow_runs(project)
+    result = _kedro(project, "run", "--pipeline", pipeline, "--params", override, columns=80)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output[-3000:]
+    assert " ".join(output.split()).count(expected) == 1, output
+    assert "Traceback" not in output and len(output.splitlines()) <= 8, output
+    assert _state(project) == state and _mlflow_runs(project) == runs
 
 
 def _assert_short_error(result: subprocess.CompletedProcess, expected: str) -> None:
-    """Exit 2, the project's message naming the key, no traceback, one screen in all."""
+    """Exit 2, the project's message naming the file once, no traceback, one screen in all."""
     output = result.stdout + result.stderr
     assert result.returncode == 2, output[-3000:]
-    assert expected in " ".join(output.split())
+    assert " ".join(output.split()).count(expected) == 1, output
     assert "Traceback" not in output and len(output.splitlines()) <= 40, output
 
 
@@ -188,17 +259,26 @@ def test_verbose_shows_the_traceback(project):
             "search.dataset: Input should be 'cifar10-valid', 'cifar100' or 'ImageNet16-120'",
         ),
         (
-            "subdatasets",
-            "imagenet_root=/nonexistent/imagenet",
-            "imagenet_root /nonexistent/imagenet: neither an ImageNet tree",
+            "adapt",
+            "adapt.budget=0",
+            "adapt.budget: Input should be greater than or equal to 1",
+        ),
+        (
+            "detection",
+            "detection.schedule.max_iters=0",
+            "detection.schedule.max_iters: Input should be greater than",
         ),
     ],
 )
-def test_bad_stage_parameter_is_named(request, pipeline, override, expected):
-    # meta_train reads the subdatasets stage's manifests: run it where that stage has run
-    project = request.getfixturevalue("chain" if pipeline == "meta_train" else "project")
-    result = _kedro(project, "run", "--pipeline", pipeline, "--params", override)
-    _assert_short_error(result, expected)
+def test_bad_stage_parameter_is_named(project, pipeline, override, expected):
+    _assert_stopped_before_anything(project, pipeline, override, expected)
+
+
+def test_a_missing_data_folder_stops_the_run_naming_it_once(project):
+    """Found while reading data, inside the run: still exit 2 and one short message."""
+    override = "imagenet_root=/nonexistent/imagenet"
+    result = _kedro(project, "run", "--pipeline", "subdatasets", "--params", override)
+    _assert_short_error(result, "imagenet_root /nonexistent/imagenet: neither an ImageNet tree")
 
 
 # trained sub-dataset tasks (the defaults), shrunk: 1 epoch, 16 px, few evaluations

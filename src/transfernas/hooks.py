@@ -33,6 +33,8 @@ from mlflow.tracking import MlflowClient
 from transfernas.digest import json_digest
 from transfernas.environment import machine_info
 from transfernas.pipeline_registry import CHAIN
+from transfernas.pipelines.logs import shown
+from transfernas.pipelines.params import validate_blocks
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +130,39 @@ def _flat_params(inputs: dict[str, Any]) -> dict[str, str]:
     return {k: str(v) for k, v in pd.json_normalize(values, sep=".").iloc[0].items()}
 
 
+def run_parameters(catalog) -> dict[str, Any]:
+    """Every parameter of the run (``--params`` applied), read without the catalog's log line."""
+    dataset = catalog.get("parameters")
+    return dataset.load() if dataset is not None else {}
+
+
+class QuietLogs:
+    """Puts ``pipelines.logs.shown`` on the log handlers before anything logs (the earliest
+    hook; Kedro's logging file cannot name a project filter)."""
+
+    @hook_impl(tryfirst=True)
+    def after_context_created(self) -> None:
+        for handler in logging.getLogger().handlers:
+            if shown not in handler.filters:
+                handler.addFilter(shown)
+
+
+class ValidateFirst:
+    """Validates the parameter blocks the run's nodes read before any other hook or node runs:
+    a bad value stops ``kedro run`` (exit 2, ``cli``) before a dataset is loaded, an MLflow run
+    is opened or a state folder is made. Registered first in ``settings.HOOKS``."""
+
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(self, pipeline: Pipeline, catalog) -> None:
+        keys = {
+            name.removeprefix("params:").split(".")[0]
+            for node in pipeline.nodes
+            for name in node.inputs
+            if name.startswith("params:")
+        }
+        validate_blocks(keys, run_parameters(catalog))
+
+
 class RunTracking:
     """See the module docstring; registered in ``settings.HOOKS``.
 
@@ -167,8 +202,8 @@ class RunTracking:
             "transfernas.host": platform.node(),
             "transfernas.pid": str(os.getpid()),
         }
-        if catalog.exists("parameters"):
-            self._tags["transfernas.params_hash"] = params_hash(catalog.load("parameters"))
+        if "parameters" in catalog:
+            self._tags["transfernas.params_hash"] = params_hash(run_parameters(catalog))
         commit = git_commit(self._project)
         if commit is not None:
             self._tags["mlflow.source.git.commit"] = commit[0]

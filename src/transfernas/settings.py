@@ -4,7 +4,7 @@ import os
 
 from kedro.config import OmegaConfigLoader
 
-from transfernas.hooks import RunTracking
+from transfernas.hooks import QuietLogs, RunTracking, ValidateFirst
 
 
 def _env_or(name: str, default: str) -> str:
@@ -21,4 +21,4 @@ CONFIG_LOADER_ARGS = {
     "merge_strategy": {"parameters": "soft"},
 }
 
-HOOKS = (RunTracking(),)
+HOOKS = (QuietLogs(), ValidateFirst(), RunTracking())

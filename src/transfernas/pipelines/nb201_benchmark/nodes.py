@@ -8,19 +8,18 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from transfernas.benchmark import (
-    NB201BenchmarkConfig,
     best_of_trials,
     best_so_far,
     results_markdown,
     run_trials,
     summarize,
 )
-from transfernas.config import ParameterError, validate_params, validate_searchers
+from transfernas.config import validate_params
 from transfernas.executors import ExecutorConfig
+from transfernas.pipelines.params import nb201_benchmark_config
 from transfernas.plots import best_so_far_figure, sorted_trials_figure
 from transfernas.tasks.tabular import NB201Table
 
-KEY = "nb201_benchmark"
 SUMMARY_METRICS = (
     "optimum_hit_rate",
     "top5_hit_rate",
@@ -28,16 +27,6 @@ SUMMARY_METRICS = (
     "regret_median",
     "test200_mean",
 )
-
-
-def _config(params: dict[str, Any], searchers: dict[str, Any]) -> NB201BenchmarkConfig:
-    if "searchers" in params:
-        raise ParameterError(
-            f"{KEY}.searchers: set hyper-parameters in the top-level `searchers` block"
-        )
-    return validate_params(
-        NB201BenchmarkConfig, {**params, "searchers": validate_searchers(searchers)}, KEY
-    )
 
 
 def run_benchmark(
@@ -50,7 +39,7 @@ def run_benchmark(
     With ``executor.kind: ray`` the trials are Ray tasks (``n_workers`` is then unused)."""
     return run_trials(
         NB201Table.from_frame(nb201_12epoch),
-        _config(params, searchers),
+        nb201_benchmark_config(params, searchers),
         executor=validate_params(ExecutorConfig, executor, "executor"),
     )
 
@@ -63,7 +52,7 @@ def summarize_benchmark(
     searchers: dict[str, Any],
 ) -> tuple[pd.DataFrame, str, pd.DataFrame]:
     """Results table (csv + markdown) and best-so-far curves."""
-    config = _config(params, searchers)
+    config = nb201_benchmark_config(params, searchers)
     results = summarize(
         histories,
         NB201Table.from_frame(nb201_12epoch),
