@@ -3,12 +3,13 @@ correlation, and the durable log a killed check resumes from."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
 from transfernas.executors import SerialExecutor
-from transfernas.fidelity import longer_training_fidelity, spread_by_reward
+from transfernas.fidelity import bootstrap_spearman, longer_training_fidelity, spread_by_reward
 from transfernas.history import AppendLog
 from transfernas.tasks.base import Evaluation
 
@@ -90,3 +91,30 @@ def test_longer_training_fidelity_stops_on_a_failed_reference():
         longer_training_fidelity(
             _evaluations([1.0, 2.0, 3.0]), Broken({}), 3, AppendLog(), SerialExecutor()
         )
+
+
+def test_bootstrap_spearman_matches_a_loop_over_resamples():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=12)
+    y = x + rng.normal(scale=1.0, size=12)
+    n_boot = 400
+    low, high = bootstrap_spearman([(x, y)], n_boot=n_boot, seed=5)
+    picks = np.random.default_rng(5).integers(0, 12, size=(n_boot, 12))
+    loop = [stats.spearmanr(x[p], y[p]).statistic for p in picks]  # the slow reference
+    assert (low, high) == pytest.approx(tuple(np.nanpercentile(loop, [2.5, 97.5])))
+    rho = stats.spearmanr(x, y).statistic
+    assert low < rho < high and high - low > 0.2  # 12 networks: a wide interval
+
+
+def test_bootstrap_spearman_averages_groups_and_narrows_with_more_networks():
+    rng = np.random.default_rng(0)
+    perfect = np.arange(8.0)
+    assert bootstrap_spearman([(perfect, perfect * 2)], seed=0) == pytest.approx((1.0, 1.0))
+    assert bootstrap_spearman([([1.0, 2.0], [2.0, 1.0])]) is None  # under 3 networks
+    x8, x80 = rng.normal(size=8), rng.normal(size=80)
+    y8, y80 = x8 + rng.normal(size=8), x80 + rng.normal(size=80)
+    wide = bootstrap_spearman([(x8, y8)], seed=1)
+    narrow = bootstrap_spearman([(x80, y80)], seed=1)
+    assert narrow[1] - narrow[0] < wide[1] - wide[0]
+    both = bootstrap_spearman([(perfect, perfect), (perfect, -perfect)], seed=0)
+    assert both == pytest.approx((0.0, 0.0))  # ρ = +1 and −1 in every resample: mean 0

@@ -45,6 +45,38 @@ def nb201_spearman(
     return out
 
 
+def bootstrap_spearman(
+    groups: Sequence[tuple[Sequence[float], Sequence[float]]],
+    n_boot: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of the mean Spearman ρ over ``groups`` (pairs of rewards
+    and reference rewards, one per checked meta-epoch): each group's networks are resampled
+    with replacement, all resamples at once. With 8–16 networks one ρ is a noisy figure; the
+    interval says how noisy. None when no group has 3 networks."""
+    rng = np.random.default_rng(seed)
+    rhos = []
+    for ours, theirs in groups:
+        x, y = np.asarray(ours, dtype=float), np.asarray(theirs, dtype=float)
+        if len(x) < 3:
+            continue
+        picks = rng.integers(0, len(x), size=(n_boot, len(x)))
+        rx = stats.rankdata(x[picks], axis=1)
+        ry = stats.rankdata(y[picks], axis=1)
+        rx -= rx.mean(axis=1, keepdims=True)
+        ry -= ry.mean(axis=1, keepdims=True)
+        denom = np.sqrt((rx**2).sum(axis=1) * (ry**2).sum(axis=1))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rhos.append((rx * ry).sum(axis=1) / denom)  # NaN where a resample is all ties
+    if not rhos:
+        return None
+    mean = np.nanmean(np.stack(rhos), axis=0)
+    tail = 100 * (1 - level) / 2
+    low, high = np.nanpercentile(mean, [tail, 100 - tail])
+    return float(low), float(high)
+
+
 def spread_by_reward(evaluations: pd.DataFrame, n: int) -> pd.DataFrame:
     """Up to ``n`` distinct architectures at evenly spaced reward ranks (best and worst
     included): a rank correlation on them covers the whole range the search saw."""

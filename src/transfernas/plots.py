@@ -113,7 +113,9 @@ def meta_training_figure(curves: pd.DataFrame, fidelity: dict | None = None) -> 
             ax_f.plot(rows["reward"], rows["reference_reward"], "o", ms=5, label=label)
         ax_f.set_xlabel("meta-training reward")
         ax_f.set_ylabel(f"reward after the {fidelity['reference']}")
-        ax_f.set_title("Does the reward rank like a longer training?")
+        ci = fidelity.get("spearman_ci95")
+        span = f"\nmean ρ 95% bootstrap CI {ci[0]:.2f} to {ci[1]:.2f}" if ci else ""
+        ax_f.set_title(f"Does the reward rank like a longer training?{span}")
         ax_f.legend(fontsize=7)
         ax_f.grid(alpha=0.3)
     fig.tight_layout()

@@ -44,7 +44,7 @@ from transfernas.downstream.runner import DownstreamParams
 from transfernas.downstream.search import DownstreamTask
 from transfernas.environment import device_name
 from transfernas.executors import ExecutorConfig, make_executor, search_kwargs
-from transfernas.fidelity import longer_training_fidelity
+from transfernas.fidelity import bootstrap_spearman, longer_training_fidelity
 from transfernas.history import AppendLog, History
 from transfernas.meta import MetaTrainingConfig, meta_train, scheduled
 from transfernas.search import run_search
@@ -286,10 +286,17 @@ def meta_reward_fidelity(
         executor.close()
     rhos = [c["spearman"] for c in checked if c["spearman"] is not None]
     taus = [c["kendall"] for c in checked if c["kendall"] is not None]
+    pairs = [
+        ([a["reward"] for a in c["archs"]], [a["reference_reward"] for a in c["archs"]])
+        for c in checked
+    ]
+    interval = bootstrap_spearman(pairs, seed=params.seed)
     return {
         "reward": params.tasks,
         "reference": f"{longer.epochs}-epoch training ({training.epochs} × {config.epochs_factor})",
         "spearman": float(np.mean(rhos)) if rhos else None,
+        "spearman_ci95": list(interval) if interval is not None else None,
+        "n": sum(c["n"] for c in checked),
         "kendall": float(np.mean(taus)) if taus else None,
         "epochs": checked,
     }

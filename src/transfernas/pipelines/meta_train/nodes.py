@@ -98,10 +98,13 @@ def meta_train_fidelity(
     result = meta_reward_fidelity(config, evaluations, inputs)
     if result is None:
         return {}
+    rho, ci = result["spearman"], result["spearman_ci95"]
     log.info(
-        "meta-training reward vs %s: Spearman %s over the last %d meta-epoch(s)",
+        "meta-training reward vs %s: Spearman %s%s over %d networks of the last %d meta-epoch(s)",
         result["reference"],
-        "n/a" if result["spearman"] is None else f"{result['spearman']:.2f}",
+        "n/a" if rho is None else f"{rho:.2f}",
+        "" if ci is None else f" (95% bootstrap CI {ci[0]:.2f} to {ci[1]:.2f})",
+        result["n"],
         len(result["epochs"]),
     )
     return result | {"machine": machine_info()}
@@ -134,6 +137,10 @@ def meta_train_report(
     for name in ("spearman", "kendall"):
         if fidelity.get(name) is not None:
             metrics[f"reward_fidelity.{name}"] = {"step": 0, "value": fidelity[name]}
+    for bound, value in zip(("low", "high"), fidelity.get("spearman_ci95") or (), strict=False):
+        metrics[f"reward_fidelity.spearman_ci95_{bound}"] = {"step": 0, "value": value}
+    if "n" in fidelity:
+        metrics["reward_fidelity.n"] = {"step": 0, "value": fidelity["n"]}
         by_epoch = [c for c in fidelity.get("epochs", []) if c[name] is not None]
         if by_epoch:
             metrics[f"reward_fidelity.{name}_by_epoch"] = [
