@@ -18,6 +18,7 @@ from transfernas.export.backbone import (
     card_markdown,
     config_snippet,
     pretrain,
+    pretrain_once,
 )
 from transfernas.tasks.trained import ImageData
 
@@ -92,6 +93,32 @@ def exported(tmp_path_factory):
         config_snippet(cfg, "{{ fileDirname }}/backbone.pth")
     )
     return folder, state, card
+
+
+def test_a_finished_pretraining_is_read_back_without_data_or_training(tmp_path):
+    rng = np.random.default_rng(1)
+    data = ImageData.from_arrays(
+        rng.integers(0, 255, (16, 32, 32, 3), dtype=np.uint8), np.arange(16) % 2
+    )
+    params = ExportParams(
+        training={"epochs": 2, "batch_size": 8, "threads": 1},
+        latency={"input_size": (64, 64), "warmup": 0, "repeats": 3},
+        workdir=str(tmp_path),
+    )
+    loads = []
+
+    def load():
+        loads.append(1)
+        return data, data, 2
+
+    state, card = pretrain_once(ARCH, _cfg(), "sample-a", load, params)
+    (folder,) = tmp_path.iterdir()
+    assert torch.load(folder / "training.pt", weights_only=False)["epoch"] == 1  # per epoch
+    again_state, again_card = pretrain_once(ARCH, _cfg(), "sample-a", load, params)
+    assert len(loads) == 1 and again_card == card
+    assert all(torch.equal(state[k], again_state[k]) for k in state)
+    pretrain_once(ARCH, _cfg(), "sample-b", load, params)  # other images: another pretraining
+    assert len(loads) == 2 and len(list(tmp_path.iterdir())) == 2
 
 
 def test_model_card(exported):

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import pprint
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from transfernas.digest import json_digest
 from transfernas.downstream.backbone import BACKBONE_TYPE, IMPORTS, with_weights
 from transfernas.environment import device_name
 from transfernas.spaces.resblock import Classifier, ResArch, ResNetBackbone, Widths
@@ -52,6 +54,10 @@ class ExportParams(BaseModel):
         default_factory=lambda: LatencyConfig(input_size=(224, 224), warmup=2, repeats=10)
     )
     seed: int = Field(0, ge=0)
+    workdir: str | None = Field(
+        "data/06_models/export_backbone",
+        description="durable pretraining: checkpointed per epoch, read back when finished",
+    )
 
     @field_validator("arch")
     @classmethod
@@ -131,6 +137,33 @@ def pretrain(
         }
         | fit,
     }
+    return state, card
+
+
+def pretrain_once(
+    arch: str,
+    cfg: dict[str, Any],
+    sample_id: str,
+    data: Callable[[], tuple[ImageData, ImageData, int]],
+    params: ExportParams,
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """:func:`pretrain`, durable under ``params.workdir/<digest>`` of everything it depends on
+    (architecture, backbone config, the pretraining images' ``sample_id``, the settings).
+    The training is checkpointed per epoch; a finished one is read back without loading the
+    data (``data()`` gives train, val, number of classes) or building the network."""
+    if params.workdir is None:
+        return pretrain(arch, cfg, *data(), params)
+    folder = Path(params.workdir) / json_digest(
+        [arch, cfg, sample_id, params.model_dump(mode="json", exclude={"workdir"})]
+    )
+    finished = folder / "pretrained.pt"
+    if finished.exists():
+        done = torch.load(finished, map_location="cpu", weights_only=False)
+        return done["state"], done["card"]
+    folder.mkdir(parents=True, exist_ok=True)
+    state, card = pretrain(arch, cfg, *data(), params, checkpoint=folder / "training.pt")
+    torch.save({"state": state, "card": card}, finished.with_suffix(".tmp"))
+    finished.with_suffix(".tmp").replace(finished)  # atomic: a kill leaves none or all of it
     return state, card
 
 

@@ -13,7 +13,7 @@ from transfernas.export.backbone import (
     ExportParams,
     card_markdown,
     config_snippet,
-    pretrain,
+    pretrain_once,
 )
 from transfernas.spaces.resblock import ResBlockSpaceParams
 from transfernas.tasks.subdataset import (
@@ -22,6 +22,7 @@ from transfernas.tasks.subdataset import (
     subdataset_data,
     target_spec,
 )
+from transfernas.tasks.trained import ImageData
 
 WEIGHTS_FILE = "backbone.pth"  # the snippet loads the weights from next to itself
 
@@ -56,8 +57,11 @@ def export_backbone(
         config.out_indices,
     )
     spec = target_spec(source, sub, config.pretrain)
-    train, val = subdataset_data(spec, sub, progress=True)  # ImageNet at 224 px takes a while
-    state, card = pretrain(arch, cfg, train, val, len(spec.classes), config)
+
+    def data() -> tuple[ImageData, ImageData, int]:  # ImageNet at 224 px takes a while
+        return (*subdataset_data(spec, sub, progress=True), len(spec.classes))
+
+    state, card = pretrain_once(arch, cfg, spec.sample_id, data, config)
     card["source"] = {k: adapt_best.get(k) for k in ("searcher", "task", "reward")}
     snippet = config_snippet(cfg, "{{ fileDirname }}/" + WEIGHTS_FILE)
     flops = next(k for k in card if k.startswith("gflops_"))
