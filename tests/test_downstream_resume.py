@@ -98,3 +98,45 @@ def test_resume_point_is_the_newest_checkpoint_written_to_its_end(tmp_path):
     (tmp_path / "last_checkpoint").write_text(str(tmp_path / "iter_2.pth"))
     (tmp_path / "iter_2.pth").unlink()  # mmengine deletes the old one before naming the new
     assert resume_point(tmp_path) == tmp_path / "iter_4.pth"
+
+
+def test_a_finished_training_is_read_back_without_data_check_runner_or_latency(
+    tmp_path, monkeypatch
+):
+    from types import SimpleNamespace
+
+    from transfernas.pipelines import downstream_nodes
+
+    calls: list[str] = []
+
+    def prepare(data):
+        calls.append("prepare")
+        return {}, {"images": 2}
+
+    def build(backbone, channels, data, prepared, config):
+        calls.append("build")
+        return {"model": "retina", "work_dir": config.work_dir}
+
+    def train_and_report(kind, cfg, latency, card):
+        calls.append("train")
+        rows = [_row(1, 2.0), _row(2, 1.5)]
+        metrics = {"coco.bbox_mAP": {"value": 0.25, "step": 0}}
+        return metrics, None, {"task": kind, "metrics": {"coco/bbox_mAP": 0.25}}, rows
+
+    kind = SimpleNamespace(params=DetectionParams, prepare=prepare, build=build)
+    monkeypatch.setitem(downstream_nodes.KINDS, "detection", kind)
+    monkeypatch.setattr(downstream_nodes, "train_and_report", train_and_report)
+    monkeypatch.setattr(downstream_nodes, "config_text", lambda cfg: repr(sorted(cfg)))
+    weights = {"conv.weight": torch.ones(2, 3)}
+    card = {"backbone": {"type": "TransferNASResNet"}, "arch": "64_1-1-1-1", "stage_channels": [8]}
+    params = {"work_dir": str(tmp_path)}
+    data = {"ann_file": "a.json"}
+    first = downstream_nodes.train_downstream("detection", weights, card, data, params)
+    assert calls == ["prepare", "build", "train"]
+    again = downstream_nodes.train_downstream("detection", weights, card, data, params)
+    assert calls == ["prepare", "build", "train"]  # nothing more
+    assert again[0] == first[0] and again[2] == first[2] and again[3] == first[3]
+    assert again[2]["data"] == {"images": 2} and again[1] is not None  # the loss plot, redrawn
+    other = params | {"latency": {"sizes": [[96, 96]]}}  # other latency settings: measured anew
+    downstream_nodes.train_downstream("detection", weights, card, data, other)
+    assert calls.count("train") == 2

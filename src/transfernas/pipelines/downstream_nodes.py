@@ -5,6 +5,7 @@ plot, results, the config)."""
 from __future__ import annotations
 
 import hashlib
+import json
 from functools import partial, update_wrapper
 from pathlib import Path
 from typing import Any, TypeVar
@@ -40,24 +41,31 @@ def weights_digest(weights: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def run_setup(
-    config: P, weights: dict[str, torch.Tensor], card: dict[str, Any], data: dict[str, str]
-) -> tuple[P, dict[str, Any]]:
-    """The run's own work dir and the card's backbone config loading ``weights``.
-
-    The work dir is ``work_dir/<hash>`` of what training depends on (the backbone's config
-    and weights, data, model, schedule) — not the card's measurements, which a rerun of
+def run_dir(
+    config: DownstreamParams,
+    weights: dict[str, torch.Tensor],
+    card: dict[str, Any],
+    data: dict[str, str],
+) -> Path:
+    """``work_dir/<hash>`` of what training depends on (the backbone's config and weights,
+    data, model, schedule) — not the card's measurements, which a rerun of
     ``export_backbone`` takes again: a rerun of the same resumes its checkpoints; anything else
-    starts fresh instead of resuming another model's. The weights are written into it for
-    ``init_cfg``.
-    """
+    starts fresh instead of resuming another model's."""
     parts = [
         card["backbone"],
         weights_digest(weights),
         data,
         config.model_dump(exclude={"work_dir", "latency", "search"}),
     ]
-    work_dir = Path(config.work_dir) / json_digest(parts)
+    return Path(config.work_dir) / json_digest(parts)
+
+
+def run_setup(
+    config: P, weights: dict[str, torch.Tensor], card: dict[str, Any], data: dict[str, str]
+) -> tuple[P, dict[str, Any]]:
+    """The run's own work dir (:func:`run_dir`) and the card's backbone config loading
+    ``weights``, which are written into it for ``init_cfg``."""
+    work_dir = run_dir(config, weights, card, data)
     work_dir.mkdir(parents=True, exist_ok=True)
     torch.save(weights, work_dir / "backbone.pth")
     backbone = with_weights(card["backbone"], str((work_dir / "backbone.pth").resolve()))
@@ -83,8 +91,9 @@ def loss_curves(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, float]]]
 
 def train_and_report(
     name: str, cfg: dict[str, Any], latency: LatencySizes, card: dict[str, Any]
-) -> tuple[dict[str, Any], Figure, dict[str, Any]]:
-    """Train + validate with mmengine, time the trained network; MLflow metrics, plot, JSON."""
+) -> tuple[dict[str, Any], Figure, dict[str, Any], list[dict[str, Any]]]:
+    """Train + validate with mmengine, time the trained network; MLflow metrics, plot, JSON,
+    the training log's rows."""
     scores, rows, model = train_and_evaluate(cfg)
     latencies = model_latency(model, latency)
     final = scores | latency_metrics(latencies)
@@ -101,7 +110,7 @@ def train_and_report(
         "train_device": str(next(model.parameters()).device),  # mmengine picks CUDA if any
         "machine": machine_info(),
     }
-    return metrics, training_log_figure(rows, f"{name}: {card['arch']}"), results
+    return metrics, training_log_figure(rows, f"{name}: {card['arch']}"), results, rows
 
 
 def train_downstream(
@@ -114,11 +123,23 @@ def train_downstream(
     """MLflow metrics (score, latency, losses), loss plot, results, the mmlab config."""
     spec = KINDS[kind]
     config = validate_params(spec.params, params, kind)
+    # a finished run (same training, same latency settings) is read back: no data check,
+    # runner, validation or latency measurement again
+    latency = json_digest(config.latency.model_dump())
+    done = run_dir(config, weights, card, data) / f"done-{latency}.json"
+    if done.exists():
+        record = json.loads(done.read_text())
+        figure = training_log_figure(record["rows"], f"{kind}: {card['arch']}")
+        return record["metrics"], figure, record["results"], record["config"]
     prepared, summary = spec.prepare(data)  # bad data stop the run before anything is written
     config, backbone = run_setup(config, weights, card, data)
     cfg = spec.build(backbone, card["stage_channels"], data, prepared, config)
-    metrics, figure, results = train_and_report(kind, cfg, config.latency, card)
-    return metrics, figure, results | {"data": summary}, config_text(cfg)
+    metrics, figure, results, rows = train_and_report(kind, cfg, config.latency, card)
+    record = {"metrics": metrics, "results": results | {"data": summary}, "rows": rows}
+    record["config"] = config_text(cfg)
+    done.with_suffix(".tmp").write_text(json.dumps(record, default=str))
+    done.with_suffix(".tmp").replace(done)  # atomic: a kill leaves none or all of it
+    return record["metrics"], figure, record["results"], record["config"]
 
 
 def downstream_pipeline(kind: str, node_name: str) -> Pipeline:
