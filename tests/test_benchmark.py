@@ -85,6 +85,23 @@ def test_trial_log_resumes_and_extends(table, tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(big, run_trials(table, _config(n_trials=6), progress=False))
 
 
+def test_meta_trained_states_are_keyed_by_what_meta_training_reads(table, tmp_path):
+    """nb201_all runs one meta-training for several budgets: the state is reused."""
+    config = _config(
+        methods=["catch-meta"], n_trials=1, budget=6, meta={"n_epochs": 1, "n_search": 4}
+    )
+    config = config.model_copy(update={"trial_log_dir": str(tmp_path)})
+    run_trials(table, config, progress=False)
+    (state,) = tmp_path.glob("meta-catch-meta-*.pt")
+    written = state.stat().st_mtime_ns
+    run_trials(table, config.model_copy(update={"budget": 8, "seed": 50}), progress=False)
+    assert list(tmp_path.glob("meta-catch-meta-*.pt")) == [state]
+    assert state.stat().st_mtime_ns == written  # read, not meta-trained again
+    longer = config.meta.model_copy(update={"n_search": 5})
+    run_trials(table, config.model_copy(update={"meta": longer}), progress=False)
+    assert len(list(tmp_path.glob("meta-catch-meta-*.pt"))) == 2
+
+
 def test_parallel_workers_give_the_same_frame(table):
     """Serial trials run on one thread like a worker's: CATCH's 80%-of-memory batches reduce
     differently on two threads, and a trial's history would depend on how it was run."""

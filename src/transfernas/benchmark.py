@@ -91,6 +91,13 @@ class NB201BenchmarkConfig(BaseModel):
             parts["adaptation"] = self.adaptation.model_dump()
         return json_digest(parts)
 
+    def meta_fingerprint(self, method: str) -> str:
+        """What ``method``'s meta-training depends on (what :func:`meta_train_for` reads): a
+        change of budget, trial seeds or adaptation reuses the meta-trained states."""
+        return json_digest(
+            {"searcher": self.searcher_config(method).model_dump(), "meta": self.meta.model_dump()}
+        )
+
 
 def meta_train_for(
     table: NB201Table, config: NB201BenchmarkConfig, method: str, target: str
@@ -280,7 +287,9 @@ def _meta_states(
     """Meta-trained network state for each (target dataset, method), cached in ``log_dir``."""
 
     def path(d: str, m: str) -> Path | None:
-        return log_dir / f"meta-{m}-{d}-{config.fingerprint(m)}.pt" if log_dir is not None else None
+        if log_dir is None:
+            return None
+        return log_dir / f"meta-{m}-{d}-{config.meta_fingerprint(m)}.pt"
 
     states: dict[tuple[str, str], dict[str, Any]] = {}
     for d, m in jobs:
