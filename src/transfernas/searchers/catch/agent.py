@@ -95,12 +95,7 @@ class Catch(Searcher):
     # ---- per-task state ---------------------------------------------------------------------
     def begin_task(self) -> None:
         """Start a new task: empty history and replay memory, ε back to its start value."""
-        self.actions: list[Actions] = []
-        self.rewards: list[float] = []
-        # the same history as arrays, read by every update
-        self.action_rows = Rows((len(self.space.choices),), np.int64)
-        self.onehot_rows = Rows((self.controller.arch_dim,), np.float32)
-        self.reward_rows = Rows()
+        self._new_history()
         self.from_policy: list[int] = []  # history positions sampled by the controller
         self.logp_old: list[float] = []  # their log-prob when sampled
         self.masks: list[np.ndarray] = []  # their validity masks (L, K)
@@ -108,6 +103,15 @@ class Catch(Searcher):
         self.epsilon = self.config.epsilon_start
         self.pending: dict[Actions, tuple[float, np.ndarray]] = {}
         self.loss_log: list[list[float]] = []
+
+    def _new_history(self) -> None:
+        """The task's history, kept once: actions and rewards as rows (read by every update),
+        their one-hot codes (the encoder's and evaluator's input, computed once per network)
+        and the set of evaluated networks (what ``ask`` must not propose again)."""
+        self.action_rows = Rows((len(self.space.choices),), np.int64)
+        self.onehot_rows = Rows((self.controller.arch_dim,), np.float32)
+        self.reward_rows = Rows()
+        self.evaluated: set[Actions] = set()
 
     # ---- acting -----------------------------------------------------------------------------
     def _normalised(self) -> torch.Tensor:
@@ -123,7 +127,7 @@ class Catch(Searcher):
         noise = torch.as_tensor(self.rng.standard_normal(dim), dtype=torch.float32)
         if self.z_mode == "prior":
             return noise, torch.zeros(())
-        n = len(self.rewards)
+        n = len(self.reward_rows)
         idx = self.rng.choice(n, size=min(self.config.n_contexts, n), replace=False)
         onehot = torch.from_numpy(self.onehot_rows.view[idx])
         mu, var = self.encoder(onehot, r_hat[idx])
@@ -131,9 +135,9 @@ class Catch(Searcher):
 
     def ask(self, n: int = 1) -> list[Actions]:
         out: list[Actions] = []
-        seen = set(self.actions) | set(self.pending)
+        seen = self.evaluated | set(self.pending)
         while len(out) < n:
-            if len(self.rewards) + len(self.pending) + len(out) < self.config.n_init:
+            if len(self.reward_rows) + len(self.pending) + len(out) < self.config.n_init:
                 out.append(sample_actions(self.space, self.rng))
                 continue
             out.append(self._propose(seen | set(out)))
@@ -143,7 +147,7 @@ class Catch(Searcher):
         with torch.no_grad():
             z, _ = (
                 self._z(self._normalised())
-                if self.rewards
+                if len(self.reward_rows)
                 else (torch.zeros(self.config.latent_dim), None)
             )
             cands, logp, masks = self.controller.sample(
@@ -171,19 +175,18 @@ class Catch(Searcher):
             actions = tuple(int(a) for a in actions)
             if actions in self.pending:
                 logp, mask = self.pending.pop(actions)
-                self.from_policy.append(len(self.actions))
+                self.from_policy.append(len(self.reward_rows))
                 self.logp_old.append(logp)
                 self.masks.append(mask)
-            self.actions.append(actions)
-            self.rewards.append(float(reward))
             self._append_rows(actions, float(reward))
             self.replay.add()
         self.epsilon = max(self.epsilon * self.config.epsilon_decay, self.config.epsilon_min)
-        if len(self.rewards) >= 2:
+        if len(self.reward_rows) >= 2:
             for _ in range(self.config.updates_per_step):
                 self.loss_log.append(self._update())
 
     def _append_rows(self, actions: Actions, reward: float) -> None:
+        self.evaluated.add(actions)
         self.action_rows.append(actions)
         self.onehot_rows.append(self.controller.onehot(np.asarray([actions]))[0].numpy())
         self.reward_rows.append(reward)
@@ -224,9 +227,10 @@ class Catch(Searcher):
 
     def task_stats(self) -> dict[str, float]:
         """Mean losses of this task's updates and its reward summary (meta-training curves)."""
+        rewards = self.reward_rows.view
         stats = {
-            "best_reward": max(self.rewards, default=float("nan")),
-            "n_evaluations": len(self.rewards),
+            "best_reward": float(rewards.max()) if len(rewards) else math.nan,
+            "n_evaluations": len(rewards),
         }
         if self.loss_log:
             mean = np.mean(self.loss_log, axis=0)
@@ -258,8 +262,8 @@ class Catch(Searcher):
             "networks": self.network_state(),
             "optimizer": self.optimizer.state_dict(),
             "task": {
-                "actions": [list(a) for a in self.actions],
-                "rewards": list(self.rewards),
+                "actions": self.action_rows.view.tolist(),
+                "rewards": self.reward_rows.view.tolist(),
                 "from_policy": list(self.from_policy),
                 "logp_old": list(self.logp_old),
                 "masks": torch.from_numpy(np.stack(self.masks)) if self.masks else None,
@@ -277,13 +281,9 @@ class Catch(Searcher):
         self.load_network_state(state["networks"])
         self.optimizer.load_state_dict(state["optimizer"])
         task = state["task"]
-        self.actions = [tuple(a) for a in task["actions"]]
-        self.rewards = list(task["rewards"])
-        self.action_rows = Rows((len(self.space.choices),), np.int64)
-        self.onehot_rows = Rows((self.controller.arch_dim,), np.float32)
-        self.reward_rows = Rows()
-        for actions, reward in zip(self.actions, self.rewards, strict=True):
-            self._append_rows(actions, reward)
+        self._new_history()
+        for actions, reward in zip(task["actions"], task["rewards"], strict=True):
+            self._append_rows(tuple(int(a) for a in actions), float(reward))
         self.from_policy = list(task["from_policy"])
         self.logp_old = list(task["logp_old"])
         self.masks = list(task["masks"].numpy()) if task["masks"] is not None else []
