@@ -46,7 +46,10 @@ def test_begin_task_resets_task_state_but_keeps_networks(table):
     agent = make_searcher("catch-meta", task.space, None, seed=0)
     run_search(task.space, task, agent, 10)
     weights = {k: v.clone() for k, v in agent.network_state()["controller"].items()}
-    assert agent.epsilon < agent.config.epsilon_start and len(agent.reward_rows) == len(agent.evaluated) == 10
+    assert (
+        agent.epsilon < agent.config.epsilon_start
+        and len(agent.reward_rows) == len(agent.evaluated) == 10
+    )
     agent.begin_task()
     assert agent.epsilon == agent.config.epsilon_start
     assert not len(agent.reward_rows) and not agent.evaluated and len(agent.replay) == 0
