@@ -37,8 +37,8 @@ lint: install
 viz: install
 	$(BIN)/kedro viz run --host 127.0.0.1 --port 4141 --no-browser
 
-mlflow-ui: install
-	$(BIN)/mlflow ui --backend-store-uri $${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db} --host 127.0.0.1 --port 5000
+mlflow-ui: install  # prints the URL that opens the model-training view, then serves the UI
+	$(PY) scripts/mlflow_ui.py --host 127.0.0.1 --port 5000
 
 benchmarks: install
 	$(PY) benchmarks/nb201_baselines.py
