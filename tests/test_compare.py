@@ -31,7 +31,8 @@ from transfernas.data.build import SubdatasetParams
 from transfernas.data.sources import ImageFolderSource, SourceError
 from transfernas.searchers import SearcherConfig
 from transfernas.spaces.resblock import ResBlockSpace, ResBlockSpaceParams
-from transfernas.stages import StageInputs, TargetSearchParams, target_task
+from transfernas.stages import StageInputs, TargetSearchParams
+from transfernas.targets import TARGETS
 from transfernas.tasks.latency import LatencyConfig
 from transfernas.tasks.subdataset import (
     SearchTargetParams,
@@ -80,7 +81,7 @@ def test_the_held_out_split_never_reaches_a_search_evaluation(tmp_path, folder):
     root = _tree(tmp_path / "mine", classes=3, train=10, heldout=4, folder=folder)
     inputs = _inputs(tmp_path, root)
     target = SearchTargetParams(path=str(root), image_size=SIZE)
-    task = target_task(TargetSearchParams(task="subdataset", target=target), inputs)
+    task = TARGETS["subdataset"].task(TargetSearchParams(task="subdataset", target=target), inputs)
     splits = target_splits(inputs.source, inputs.subdatasets, target)
     train, heldout = subdataset_data(splits.final, inputs.subdatasets)
     searched = _rows(task.train.images) | _rows(task.val.images)
@@ -227,7 +228,7 @@ def test_run_comparison_ranks_every_model_on_the_held_out_split(tmp_path):
     adapt = TargetSearchParams(
         task="subdataset", target={"path": str(root), "image_size": SIZE}, budget=5
     )
-    task = target_task(adapt, inputs).name
+    task = TARGETS[adapt.task].task(adapt, inputs).name
     best = {"space": "resblock", "task": task, "evaluations": 2}
     best |= {"arch": space.key(actions), "actions": list(actions)}
     params = CompareParams(

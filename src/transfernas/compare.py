@@ -38,7 +38,7 @@ from transfernas.history import AppendLog
 from transfernas.searchers import SearcherConfig
 from transfernas.spaces.base import SearchSpace
 from transfernas.spaces.resblock import Stem
-from transfernas.stages import StageInputs, TargetSearchParams, run_target_search, stage_source
+from transfernas.stages import StageInputs, TargetSearchParams, run_target_search
 from transfernas.tasks.latency import LatencyConfig, measure_latency, torch_threads
 from transfernas.tasks.subdataset import subdataset_data, target_splits, task_name
 from transfernas.tasks.trained import (
@@ -388,7 +388,7 @@ def run_comparison(
             f"adapt_best holds a {best.get('space')!r} architecture and trained_task.space is "
             f"{space.name!r}: rerun adapt"
         )
-    splits = target_splits(stage_source(inputs), inputs.subdatasets, adapt.target)
+    splits = target_splits(inputs.image_source(), inputs.subdatasets, adapt.target)
     if best.get("task") != task_name(splits.search):
         raise ValueError(
             f"adapt_best was searched on {best.get('task')}, adapt.target now gives "

@@ -10,17 +10,23 @@ some of the evaluated architectures on the same task (``longer_training_fidelity
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from transfernas.executors import Executor
+from transfernas.digest import json_digest
+from transfernas.executors import Executor, make_executor
 from transfernas.history import AppendLog
 from transfernas.spaces.nb201 import NB201Space
 from transfernas.tasks.base import Task
+from transfernas.tasks.subdataset import meta_task_pool
 from transfernas.tasks.tabular import COLUMNS_12, COLUMNS_200, DATASETS, NB201Table, check_test200
+
+if TYPE_CHECKING:
+    from transfernas.stages import MetaTrainParams, StageInputs
 
 
 def nb201_spearman(
@@ -135,4 +141,61 @@ def longer_training_fidelity(
         "spearman": float(stats.spearmanr(ours, theirs).statistic) if enough else None,
         "kendall": float(stats.kendalltau(ours, theirs).statistic) if enough else None,
         "archs": rows,
+    }
+
+
+def meta_reward_fidelity(
+    params: MetaTrainParams, evaluations: pd.DataFrame, inputs: StageInputs
+) -> dict[str, Any] | None:
+    """How well the meta-training reward ranks architectures like a longer training.
+
+    The last ``fidelity.last_epochs`` meta-epochs are checked: up to ``fidelity.n_archs`` of
+    each one's evaluated architectures are trained again on the same sub-dataset with
+    ``epochs_factor`` × the epochs (same initialisation and data order), and ρ / τ between
+    the meta-training rewards and those longer trainings' rewards are reported per epoch and
+    averaged. ``None`` when nothing is checked (off, NB201 tables, a meta-network, no
+    evaluation).
+    Reference trainings are logged under ``workdir`` as they finish (a rerun resumes).
+    """
+    config = params.fidelity
+    ok = evaluations[evaluations["status"] == "ok"] if len(evaluations) else evaluations
+    if config.n_archs == 0 or params.tasks == "nb201" or not len(ok):
+        return None
+    training = inputs.trained_task.training
+    longer = training.model_copy(update={"epochs": training.epochs * config.epochs_factor})
+    reference = inputs.trained_task.model_copy(update={"training": longer})
+    task_at, pool = meta_task_pool(
+        inputs.image_source(), inputs.subdatasets, reference, params.seed
+    )
+    log_path = None
+    if params.workdir is not None:
+        log_path = Path(params.workdir) / "fidelity" / f"{json_digest([pool])}.jsonl"
+    log = AppendLog(log_path)
+    epochs = sorted(int(e) for e in ok["trial"].unique())[-config.last_epochs :]
+    executor = make_executor(inputs.executor)
+    try:
+        checked = [
+            {"epoch": e}
+            | longer_training_fidelity(
+                ok[ok["trial"] == e], task_at(e), config.n_archs, log, executor
+            )
+            for e in epochs
+        ]
+    finally:
+        executor.close()
+    rhos = [c["spearman"] for c in checked if c["spearman"] is not None]
+    taus = [c["kendall"] for c in checked if c["kendall"] is not None]
+    pairs = [
+        ([a["reward"] for a in c["archs"]], [a["reference_reward"] for a in c["archs"]])
+        for c in checked
+    ]
+    interval = bootstrap_spearman(pairs, seed=params.seed)
+    return {
+        "reward": params.tasks,
+        "reference": f"{longer.epochs}-epoch training ({training.epochs} × {config.epochs_factor})",
+        "spearman": float(np.mean(rhos)) if rhos else None,
+        "spearman_ci95": list(interval) if interval is not None else None,
+        "n": sum(c["n"] for c in checked),
+        "kendall": float(np.mean(taus)) if taus else None,
+        "epochs": checked,
     }

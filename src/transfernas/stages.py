@@ -8,6 +8,8 @@ meta-training takes a new sub-dataset per meta-epoch, adaptation one chosen targ
 datasets' columns — the target dataset's never are.
 ``detection`` / ``segmentation`` (adapt and search only): each candidate is trained briefly as
 the backbone of the detection / segmentation stage's model, rewarded with mAP / mIoU.
+The target kinds of adapt and search are modules of ``targets/`` (``TARGETS``); meta-networks
+that are not ask/tell searchers (BASE) sit behind ``META_NETWORKS``.
 
 meta_train: meta-train a meta-learning searcher.
 adapt:      start from the meta-trained networks and search the target task.
@@ -22,30 +24,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol
 
-import numpy as np
 import pandas as pd
-import torch
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from transfernas.bayes.base import BASEConfig
-from transfernas.bayes.stage import (
-    SPACE_IDENTITY,
-    PosteriorSampler,
-    adapt_base,
-    base_checkpoint,
-    curves_frame,
-    meta_train_base,
-)
+from transfernas.bayes.stage import BASEMetaNetwork
 from transfernas.config import searcher_config
 from transfernas.data.build import SubdatasetParams
 from transfernas.digest import json_digest
-from transfernas.downstream import KINDS
 from transfernas.downstream.runner import DownstreamParams
-from transfernas.downstream.search import DownstreamTask
-from transfernas.environment import device_name
-from transfernas.executors import ExecutorConfig, make_executor, search_kwargs
-from transfernas.fidelity import bootstrap_spearman, longer_training_fidelity
-from transfernas.history import AppendLog, History
+from transfernas.executors import ExecutorConfig, search_kwargs
+from transfernas.history import History
 from transfernas.meta import MetaTrainingConfig, meta_train, scheduled
 from transfernas.search import run_search
 from transfernas.searchers import (
@@ -55,33 +44,24 @@ from transfernas.searchers import (
     make_searcher,
 )
 from transfernas.searchers.adaptation import AdaptationConfig, adapted
-from transfernas.spaces import SPACES, SearchSpace
-from transfernas.spaces.nasfpn import NASFPNSpace
-from transfernas.spaces.resblock import ResBlockSpace
+from transfernas.spaces import SearchSpace
+from transfernas.targets import TARGETS
 from transfernas.tasks.base import Task
 from transfernas.tasks.subdataset import (
     SearchTargetParams,
     Source,
     TrainedTaskParams,
     meta_task_pool,
-    target_splits,
-    trained_task,
-    zero_cost_task,
 )
 from transfernas.tasks.tabular import (
-    COLUMNS_200,
     NB201Dataset,
     NB201Table,
-    TabularTask,
-    check_test200,
     meta_tasks,
 )
-from transfernas.tasks.trained import TrainedTask
-from transfernas.tasks.zero_cost import ZeroCostTask
 
 log = logging.getLogger(__name__)
 
-TASKS = ("subdataset", "zero_cost", "nb201", *KINDS)
+TASKS = tuple(TARGETS)  # adapt.task / search.task
 
 
 def _check_meta_learner(name: str) -> str:
@@ -187,11 +167,10 @@ class StageInputs:
     def space_identity(self, tabular: bool) -> dict[str, Any]:
         return {"name": "nb201"} if tabular else self.trained_task.space.model_dump()
 
-
-def stage_source(inputs: StageInputs) -> Source:
-    if inputs.source is None:
-        raise ValueError("trained tasks need an image source (catalog entry imagenet_source)")
-    return inputs.source
+    def image_source(self) -> Source:
+        if self.source is None:
+            raise ValueError("trained tasks need an image source (catalog entry imagenet_source)")
+        return self.source
 
 
 def run_meta_training(
@@ -212,7 +191,7 @@ def run_meta_training(
     else:
         space = inputs.trained_task.space.build()
         task_at, pool = meta_task_pool(
-            stage_source(inputs),
+            inputs.image_source(),
             inputs.subdatasets,
             inputs.trained_task,
             params.seed,
@@ -247,61 +226,6 @@ def run_meta_training(
     return checkpoint, pd.DataFrame(curves), History.frame_of(records)
 
 
-def meta_reward_fidelity(
-    params: MetaTrainParams, evaluations: pd.DataFrame, inputs: StageInputs
-) -> dict[str, Any] | None:
-    """How well the meta-training reward ranks architectures like a longer training.
-
-    The last ``fidelity.last_epochs`` meta-epochs are checked: up to ``fidelity.n_archs`` of
-    each one's evaluated architectures are trained again on the same sub-dataset with
-    ``epochs_factor`` × the epochs (same initialisation and data order), and ρ / τ between
-    the meta-training rewards and those longer trainings' rewards are reported per epoch and
-    averaged. ``None`` when nothing is checked (off, NB201 tables, a meta-network, no
-    evaluation).
-    Reference trainings are logged under ``workdir`` as they finish (a rerun resumes).
-    """
-    config = params.fidelity
-    ok = evaluations[evaluations["status"] == "ok"] if len(evaluations) else evaluations
-    if config.n_archs == 0 or params.tasks == "nb201" or not len(ok):
-        return None
-    training = inputs.trained_task.training
-    longer = training.model_copy(update={"epochs": training.epochs * config.epochs_factor})
-    reference = inputs.trained_task.model_copy(update={"training": longer})
-    task_at, pool = meta_task_pool(stage_source(inputs), inputs.subdatasets, reference, params.seed)
-    log_path = None
-    if params.workdir is not None:
-        log_path = Path(params.workdir) / "fidelity" / f"{json_digest([pool])}.jsonl"
-    log = AppendLog(log_path)
-    epochs = sorted(int(e) for e in ok["trial"].unique())[-config.last_epochs :]
-    executor = make_executor(inputs.executor)
-    try:
-        checked = [
-            {"epoch": e}
-            | longer_training_fidelity(
-                ok[ok["trial"] == e], task_at(e), config.n_archs, log, executor
-            )
-            for e in epochs
-        ]
-    finally:
-        executor.close()
-    rhos = [c["spearman"] for c in checked if c["spearman"] is not None]
-    taus = [c["kendall"] for c in checked if c["kendall"] is not None]
-    pairs = [
-        ([a["reward"] for a in c["archs"]], [a["reference_reward"] for a in c["archs"]])
-        for c in checked
-    ]
-    interval = bootstrap_spearman(pairs, seed=params.seed)
-    return {
-        "reward": params.tasks,
-        "reference": f"{longer.epochs}-epoch training ({training.epochs} × {config.epochs_factor})",
-        "spearman": float(np.mean(rhos)) if rhos else None,
-        "spearman_ci95": list(interval) if interval is not None else None,
-        "n": sum(c["n"] for c in checked),
-        "kendall": float(np.mean(taus)) if taus else None,
-        "epochs": checked,
-    }
-
-
 class MetaNetwork(Protocol):
     """A meta-learner trained by gradient on the tasks' images rather than by searching, so not
     an ask/tell searcher of ``SEARCHERS``: the one seam through which the stages run it.
@@ -325,68 +249,6 @@ class MetaNetwork(Protocol):
     ) -> Searcher:
         """The meta-trained network adapted to the target: an ask/tell searcher of its space."""
         ...
-
-
-class BASEMetaNetwork:
-    """BASE (``bayes/``): Reptile over sub-dataset tasks; adapted, a posterior sampler."""
-
-    name = "base"
-
-    def meta_train(
-        self, params: MetaTrainParams, inputs: StageInputs
-    ) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
-        if params.tasks != "subdatasets":
-            raise ValueError(
-                "meta_train.tasks: BASE trains its supernet on images; allowed: subdatasets"
-            )
-        workdir = None
-        if params.workdir is not None:
-            workdir = Path(params.workdir) / json_digest(
-                [
-                    params.model_dump(exclude={"fidelity"}),
-                    str(stage_source(inputs).root),
-                    inputs.subdatasets.model_dump(),
-                ]
-            )
-        base, curves, tasks = meta_train_base(
-            params.base,
-            stage_source(inputs),
-            inputs.subdatasets,
-            params.n_epochs,
-            params.seed,
-            workdir,
-        )
-        checkpoint = base_checkpoint(base, params.model_dump(), tasks)
-        frame = curves_frame(curves, tasks, params.base.tasks_per_epoch)
-        return checkpoint, frame, pd.DataFrame()
-
-    def for_target(
-        self,
-        params: TargetSearchParams,
-        task: Task,
-        inputs: StageInputs,
-        checkpoint: dict[str, Any] | None,
-        run_dir: Path | None,
-    ) -> Searcher:
-        """A sampler of BASE's posterior on the target's data, the derived cell first."""
-        if checkpoint is None or checkpoint.get("searcher") != self.name:
-            held = None if checkpoint is None else checkpoint.get("searcher")
-            raise ValueError(
-                f"searcher: base adapts a BASE meta_checkpoint (this one holds {held!r})"
-            )
-        if task.space.name != "nb201":  # detection/segmentation search resblock backbones
-            raise ValueError(
-                "searcher: base derives NB201 cells: use task nb201, or task subdataset with "
-                "trained_task.space.name: nb201"
-            )
-        if checkpoint["space"] != SPACE_IDENTITY:
-            raise ValueError(f"the meta_train checkpoint is for {checkpoint['space']}")
-        cache = run_dir / "posterior.pt" if run_dir is not None else None
-        actions, phi, info = adapt_base(
-            checkpoint, stage_source(inputs), inputs.subdatasets, params.target, params.seed, cache
-        )
-        log.info("BASE adapted on %s: derived %s", info["target"], task.space.decode(actions))
-        return PosteriorSampler(task.space, actions, phi, params.seed)
 
 
 META_NETWORKS: dict[str, MetaNetwork] = {BASEMetaNetwork.name: BASEMetaNetwork()}
@@ -438,36 +300,6 @@ def _searcher_for_target(
     )
 
 
-def downstream_space(config: DownstreamParams, inputs: StageInputs) -> SearchSpace:
-    """What a downstream candidate is: a NAS-FPN neck (``detection.search.space: nasfpn``) or
-    a backbone of ``trained_task.space`` (which must be resblock)."""
-    if getattr(config.search, "space", "resblock") == "nasfpn":
-        return SPACES["nasfpn"](cells=config.search.nasfpn.cells).build()
-    space = inputs.trained_task.space.build()
-    if not isinstance(space, ResBlockSpace):
-        raise ValueError(
-            "downstream tasks search backbones of trained_task.space name: resblock "
-            "(or the detection neck: detection.search.space: nasfpn)"
-        )
-    return space
-
-
-def target_task(params: TargetSearchParams, inputs: StageInputs) -> Task:
-    if params.task == "nb201":
-        table = NB201Table.from_frame(inputs.nb201_12epoch, datasets=[params.dataset])
-        return TabularTask(table, params.dataset)
-    if params.task in KINDS:
-        kind = KINDS[params.task]
-        if params.task not in inputs.downstream:
-            raise ValueError(f"task: {params.task} needs its catalog dataset {kind.dataset!r}")
-        data, config = inputs.downstream[params.task]
-        space = downstream_space(config, inputs)
-        return DownstreamTask(kind, space, data, config)
-    spec = target_splits(stage_source(inputs), inputs.subdatasets, params.target).search
-    make = zero_cost_task if params.task == "zero_cost" else trained_task
-    return make(spec, inputs.subdatasets, inputs.trained_task, params.seed)
-
-
 def run_target_search(
     params: TargetSearchParams,
     searcher_config: SearcherConfig,
@@ -475,8 +307,8 @@ def run_target_search(
     checkpoint: dict[str, Any] | None = None,
 ) -> tuple[History, Task]:
     """Search the target task, from a meta-trained checkpoint or from scratch."""
-    task = target_task(params, inputs)
-    tabular = params.task == "nb201"
+    kind = TARGETS[params.task]
+    task = kind.task(params, inputs)
     space = task.space
     history, ckpt, run_dir = History(), None, None
     if params.workdir is not None:
@@ -486,16 +318,12 @@ def run_target_search(
             origin = {
                 k: checkpoint[k] for k in ("searcher", "searcher_config", "meta_train", "tasks")
             }
-        task_parts = None if tabular else inputs.trained_task.identity()
-        if isinstance(task, DownstreamTask):
-            task_parts = [task_parts, task.data, task.params.model_dump()]
+        task_parts = kind.run_parts(task, inputs)
         run_dir = Path(params.workdir) / json_digest(
             [params.model_dump(), searcher_config.model_dump(), origin, task.name, task_parts]
         )
         history, ckpt = History(run_dir / "history.jsonl"), run_dir / "searcher.pt"
-    identity = inputs.space_identity(tabular)
-    if isinstance(space, NASFPNSpace):  # a neck, not trained_task.space
-        identity = {"name": space.name, "cells": space.cells, "levels": list(space.levels)}
+    identity = kind.space_identity(task, inputs)
     if params.searcher in META_NETWORKS:
         searcher = META_NETWORKS[params.searcher].for_target(
             params, task, inputs, checkpoint, run_dir
@@ -519,10 +347,10 @@ def run_target_search(
 
 
 def best_architecture(
-    history: History, params: TargetSearchParams, task: Task, nb201_200epoch: pd.DataFrame
+    history: History, params: TargetSearchParams, task: Task, nb201_200epoch: pd.DataFrame | None
 ) -> dict[str, Any]:
-    """The search's answer. On NB201 its 200-epoch test accuracy is read only now (report);
-    an NB201 cell found on a sub-dataset gets its table accuracies the same way."""
+    """The search's answer, with what its target kind adds (an NB201 cell's 200-epoch test
+    accuracy is read only now, for the report)."""
     best = history.best()
     out = {
         "searcher": params.searcher,
@@ -534,39 +362,4 @@ def best_architecture(
         "evaluations": len(history),
         "failed_evaluations": sum(r.get("status") == "failed" for r in history),
     }
-    if task.space.name == "nb201":
-        check_test200(nb201_200epoch)
-    if params.task != "nb201" and task.space.name == "nb201":
-        row = nb201_200epoch[nb201_200epoch["arch_str"] == best["arch"]].iloc[0]
-        out["nb201_test_acc_200epoch"] = {d: float(row[c]) for d, c in COLUMNS_200.items()}
-    if params.task == "nb201":
-        index = int(best["metrics"]["arch_index"])
-        return out | {
-            "dataset": params.dataset,
-            "arch_index": index,
-            "val_acc_12epoch": best["reward"],
-            "test_acc_12epoch": best["metrics"]["test_acc"],
-            "test_acc_200epoch": float(nb201_200epoch[COLUMNS_200[params.dataset]].iloc[index]),
-        }
-    if isinstance(task, DownstreamTask):
-        return out | {
-            "dataset": task.name,
-            "space": task.space.name,
-            "metrics": best["metrics"],
-            "latency_input": [1, 3, *task.search.latency_size],
-        }
-    if isinstance(task, ZeroCostTask):
-        return out | {
-            "dataset": task.name,
-            "space": task.space.name,
-            "metrics": best["metrics"],
-            "zero_cost": task.params.model_dump(),
-        }
-    assert isinstance(task, TrainedTask)
-    return out | {
-        "dataset": task.name,
-        "space": task.space.name,
-        "metrics": best["metrics"],
-        "latency_device": device_name(torch.device(task.latency.device)),
-        "latency_input": [task.latency.batch_size, 3, *task.latency.input_size],
-    }
+    return out | TARGETS[params.task].describe(best, params, task, nb201_200epoch)

@@ -12,9 +12,10 @@ adapt — fine-tunes the meta-network on the target's training split (a sub-data
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -22,11 +23,18 @@ import torch
 
 from transfernas.bayes.base import BASE, BASEConfig
 from transfernas.data.build import SubdatasetParams, SubdatasetSpec, make_spec
+from transfernas.digest import json_digest
 from transfernas.search import load_checkpoint, resume_checkpoint, save_checkpoint
 from transfernas.searchers.base import Searcher, sample_masked
 from transfernas.spaces.base import Actions
+from transfernas.tasks.base import Task
 from transfernas.tasks.subdataset import Source, subdataset_data, target_splits, task_name
 from transfernas.tasks.trained import ImageData
+
+if TYPE_CHECKING:
+    from transfernas.stages import MetaTrainParams, StageInputs, TargetSearchParams
+
+log = logging.getLogger(__name__)
 
 SPACE_IDENTITY = {"name": "nb201", "supernet": "base"}
 
@@ -170,3 +178,65 @@ def curves_frame(
     frame = pd.DataFrame(curves)
     frame["task"] = [",".join(tasks[e * per_epoch : (e + 1) * per_epoch]) for e in frame["epoch"]]
     return frame
+
+
+class BASEMetaNetwork:
+    """BASE (``bayes/``): Reptile over sub-dataset tasks; adapted, a posterior sampler."""
+
+    name = "base"
+
+    def meta_train(
+        self, params: MetaTrainParams, inputs: StageInputs
+    ) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
+        if params.tasks != "subdatasets":
+            raise ValueError(
+                "meta_train.tasks: BASE trains its supernet on images; allowed: subdatasets"
+            )
+        workdir = None
+        if params.workdir is not None:
+            workdir = Path(params.workdir) / json_digest(
+                [
+                    params.model_dump(exclude={"fidelity"}),
+                    str(inputs.image_source().root),
+                    inputs.subdatasets.model_dump(),
+                ]
+            )
+        base, curves, tasks = meta_train_base(
+            params.base,
+            inputs.image_source(),
+            inputs.subdatasets,
+            params.n_epochs,
+            params.seed,
+            workdir,
+        )
+        checkpoint = base_checkpoint(base, params.model_dump(), tasks)
+        frame = curves_frame(curves, tasks, params.base.tasks_per_epoch)
+        return checkpoint, frame, pd.DataFrame()
+
+    def for_target(
+        self,
+        params: TargetSearchParams,
+        task: Task,
+        inputs: StageInputs,
+        checkpoint: dict[str, Any] | None,
+        run_dir: Path | None,
+    ) -> Searcher:
+        """A sampler of BASE's posterior on the target's data, the derived cell first."""
+        if checkpoint is None or checkpoint.get("searcher") != self.name:
+            held = None if checkpoint is None else checkpoint.get("searcher")
+            raise ValueError(
+                f"searcher: base adapts a BASE meta_checkpoint (this one holds {held!r})"
+            )
+        if task.space.name != "nb201":  # detection/segmentation search resblock backbones
+            raise ValueError(
+                "searcher: base derives NB201 cells: use task nb201, or task subdataset with "
+                "trained_task.space.name: nb201"
+            )
+        if checkpoint["space"] != SPACE_IDENTITY:
+            raise ValueError(f"the meta_train checkpoint is for {checkpoint['space']}")
+        cache = run_dir / "posterior.pt" if run_dir is not None else None
+        actions, phi, info = adapt_base(
+            checkpoint, inputs.image_source(), inputs.subdatasets, params.target, params.seed, cache
+        )
+        log.info("BASE adapted on %s: derived %s", info["target"], task.space.decode(actions))
+        return PosteriorSampler(task.space, actions, phi, params.seed)

@@ -10,12 +10,11 @@ from matplotlib.figure import Figure
 
 from transfernas.config import validate_params, validate_searchers
 from transfernas.environment import machine_info
-from transfernas.fidelity import nb201_spearman
+from transfernas.fidelity import meta_reward_fidelity, nb201_spearman
 from transfernas.pipelines.search_nodes import cache_metrics, metric_histories, stage_inputs
 from transfernas.plots import meta_training_figure
 from transfernas.stages import (
     MetaTrainParams,
-    meta_reward_fidelity,
     run_meta_training,
     stage_searcher_config,
 )

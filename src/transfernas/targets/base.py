@@ -1,0 +1,40 @@
+"""What every target kind of ``adapt`` / ``search`` does (the ``task`` key of their blocks)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+import pandas as pd
+
+from transfernas.tasks.base import Task
+
+if TYPE_CHECKING:
+    from transfernas.stages import StageInputs, TargetSearchParams
+
+
+class TargetKind(Protocol):
+    """A kind of target task: builds it, keys its durable run, describes its best result."""
+
+    name: str
+
+    def task(self, params: TargetSearchParams, inputs: StageInputs) -> Task:
+        """The task the search evaluates candidates on."""
+        ...
+
+    def run_parts(self, task: Task, inputs: StageInputs) -> Any:
+        """What the task's rewards depend on beyond its name (keys the durable run folder)."""
+        ...
+
+    def space_identity(self, task: Task, inputs: StageInputs) -> dict[str, Any]:
+        """The search space as a meta-trained checkpoint records it (they must match)."""
+        ...
+
+    def describe(
+        self,
+        best: dict[str, Any],
+        params: TargetSearchParams,
+        task: Task,
+        nb201_200epoch: pd.DataFrame | None,
+    ) -> dict[str, Any]:
+        """The kind's fields of the search's answer (``adapt_best`` / ``search_best``)."""
+        ...

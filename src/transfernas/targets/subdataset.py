@@ -1,0 +1,81 @@
+"""``task: subdataset`` (candidates trained on a split of the target's ``train/``, CATCH §4.3)
+and ``task: zero_cost`` (the same split, candidates scored untrained by a zero-cost proxy)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import torch
+
+from transfernas.environment import device_name
+from transfernas.tasks.base import Task
+from transfernas.tasks.subdataset import target_splits, trained_task, zero_cost_task
+from transfernas.tasks.tabular import COLUMNS_200, check_test200
+from transfernas.tasks.trained import TrainedTask
+from transfernas.tasks.zero_cost import ZeroCostTask
+
+if TYPE_CHECKING:
+    from transfernas.stages import StageInputs, TargetSearchParams
+
+
+def _nb201_cell(best: dict[str, Any], task: Task, t200: pd.DataFrame | None) -> dict[str, Any]:
+    """An NB201 cell found on a sub-dataset: its table accuracies, read only for the report."""
+    if task.space.name != "nb201":
+        return {}
+    check_test200(t200)
+    row = t200[t200["arch_str"] == best["arch"]].iloc[0]
+    return {"nb201_test_acc_200epoch": {d: float(row[c]) for d, c in COLUMNS_200.items()}}
+
+
+class SubdatasetTarget:
+    name = "subdataset"
+
+    def task(self, params: TargetSearchParams, inputs: StageInputs) -> Task:
+        spec = target_splits(inputs.image_source(), inputs.subdatasets, params.target).search
+        return trained_task(spec, inputs.subdatasets, inputs.trained_task, params.seed)
+
+    def run_parts(self, task: Task, inputs: StageInputs) -> Any:
+        return inputs.trained_task.identity()
+
+    def space_identity(self, task: Task, inputs: StageInputs) -> dict[str, Any]:
+        return inputs.trained_task.space.model_dump()
+
+    def describe(
+        self,
+        best: dict[str, Any],
+        params: TargetSearchParams,
+        task: Task,
+        nb201_200epoch: pd.DataFrame | None,
+    ) -> dict[str, Any]:
+        assert isinstance(task, TrainedTask)
+        return {
+            "dataset": task.name,
+            "space": task.space.name,
+            "metrics": best["metrics"],
+            "latency_device": device_name(torch.device(task.latency.device)),
+            "latency_input": [task.latency.batch_size, 3, *task.latency.input_size],
+        } | _nb201_cell(best, task, nb201_200epoch)
+
+
+class ZeroCostTarget(SubdatasetTarget):
+    name = "zero_cost"
+
+    def task(self, params: TargetSearchParams, inputs: StageInputs) -> Task:
+        spec = target_splits(inputs.image_source(), inputs.subdatasets, params.target).search
+        return zero_cost_task(spec, inputs.subdatasets, inputs.trained_task, params.seed)
+
+    def describe(
+        self,
+        best: dict[str, Any],
+        params: TargetSearchParams,
+        task: Task,
+        nb201_200epoch: pd.DataFrame | None,
+    ) -> dict[str, Any]:
+        assert isinstance(task, ZeroCostTask)
+        return {
+            "dataset": task.name,
+            "space": task.space.name,
+            "metrics": best["metrics"],
+            "zero_cost": task.params.model_dump(),
+        } | _nb201_cell(best, task, nb201_200epoch)
