@@ -11,9 +11,9 @@ from typing import Any
 
 import pandas as pd
 import yaml
+from _results import write_results
 
 from transfernas.benchmark import NB201BenchmarkConfig, results_markdown, run_trials, summarize
-from transfernas.environment import machine_info
 from transfernas.executors import ExecutorConfig
 from transfernas.tasks.tabular import NB201Table
 
@@ -86,9 +86,9 @@ def run(args: argparse.Namespace, methods: list[str], reference: str | None = No
 def report(
     r: Run, name: str, title: str, notes: str = "", extra: dict[str, Any] | None = None
 ) -> str:
-    """Write ``<name>.json`` and ``<name>.md`` (table, wall time, machine, command)."""
-    args, machine = r.args, machine_info()
-    args.out.mkdir(parents=True, exist_ok=True)
+    """Write ``<name>.json`` and ``<name>.md`` (table, wall time; machine and command by
+    ``write_results``)."""
+    args = r.args
     payload = {
         "protocol": f"{args.trials} trials × {args.budget} evaluations",
         "trial_seeds": [0, args.trials - 1],
@@ -98,18 +98,14 @@ def report(
         "wall_time_s": round(r.wall_s, 1),
         "search_time_s": round(r.search_s, 1),
         **(extra or {}),
-        "machine": machine,
         "results": r.results.to_dict(orient="records"),
     }
-    (args.out / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
     md = results_markdown(r.results, title) + (f"\n{notes}\n" if notes else "")
     md += (
         f"\nTotal wall time {r.wall_s:.1f} s ({r.search_s:.1f} s searching, {args.workers} worker "
-        f"processes) on {machine['cpu']} ({machine['cpu_count']} cores), torch {machine['torch']}.\n"
-        f"Command: `.venv/bin/python benchmarks/{name}.py --trials {args.trials} "
-        f"--budget {args.budget} --workers {args.workers}`.\n"
+        "processes).\n"
     )
-    (args.out / f"{name}.md").write_text(md)
+    write_results(args.out, name, payload, md)
     return md
 
 

@@ -17,7 +17,6 @@ Writes ``benchmarks/results/adaptation_modes.{json,md}``.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -28,11 +27,11 @@ import pandas as pd
 import torch
 from _data import add_data_option
 from _nb201 import RAW, ROOT
+from _results import write_results
 from nb201_transfer import meta_train_on_subdatasets
 from scipy import stats
 
 from transfernas.benchmark import NB201BenchmarkConfig, meta_train_for, run_trial
-from transfernas.environment import machine_info
 from transfernas.history import AppendLog
 from transfernas.searchers.adaptation import AdaptationConfig
 from transfernas.tasks.tabular import DATASETS, NB201Table, TabularTask
@@ -180,7 +179,6 @@ def main() -> None:
         .agg(worst=("hit_vs_sfs", "min"), priors=("prior", "nunique"))
         .sort_values("worst", ascending=False)
     )
-    info = machine_info()
     md = (
         "## Adaptation modes under three priors (NB201, tuning seeds)\n\n"
         f"{args.trials} trials × 50 lookups per (prior, mode, dataset), trial seeds "
@@ -193,26 +191,18 @@ def main() -> None:
         "brackets how many of the three priors the mode ran under): "
         + ", ".join(f"{m} {r.worst:.2f} ({r.priors})" for m, r in worst.iterrows())
         + f".\n\nMeta-training of the priors {meta_s / 60:.1f} min, trials "
-        f"{adapt_s / 60:.1f} min with {args.workers} workers on {info['cpu']} "
-        f"({info['cpu_count']} cores, CPU only). Command: `.venv/bin/python "
-        f"benchmarks/adaptation_modes.py --trials {args.trials}`.\n"
+        f"{adapt_s / 60:.1f} min with {args.workers} workers.\n"
     )
-    (args.out / "adaptation_modes.md").write_text(md)
-    (args.out / "adaptation_modes.json").write_text(
-        json.dumps(
-            {
-                "machine": info,
-                "trials": args.trials,
-                "first_seed": FIRST_SEED,
-                "modes": {k: v.model_dump() for k, v in MODES.items()},
-                "results": result.replace({np.nan: None}).to_dict("records"),
-                "worst_hit_vs_sfs": worst["worst"].to_dict(),
-                "meta_s": meta_s,
-                "trials_s": adapt_s,
-            },
-            indent=2,
-        )
-    )
+    payload = {
+        "trials": args.trials,
+        "first_seed": FIRST_SEED,
+        "modes": {k: v.model_dump() for k, v in MODES.items()},
+        "results": result.replace({np.nan: None}).to_dict("records"),
+        "worst_hit_vs_sfs": worst["worst"].to_dict(),
+        "meta_s": meta_s,
+        "trials_s": adapt_s,
+    }
+    write_results(args.out, "adaptation_modes", payload, md)
     print(md)
 
 

@@ -20,7 +20,6 @@ searches each proxy for T/6. Everything runs in this process, one thread, one me
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -28,12 +27,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from _results import write_results
 
 from transfernas.bayes.base import BASE, BASEConfig
 from transfernas.bayes.stage import meta_train_base
 from transfernas.data.build import SubdatasetParams
 from transfernas.data.sources import ImageFolderSource
-from transfernas.environment import machine_info
 from transfernas.meta import meta_train
 from transfernas.searchers import make_searcher
 from transfernas.spaces.nb201 import NB201SpaceParams
@@ -171,31 +170,24 @@ def main() -> None:
         )
         .reset_index()
     )
-    machine = machine_info()
-    args.out.mkdir(parents=True, exist_ok=True)
     payload = {
         "protocol": __doc__.split("\n\n")[1],
         "seeds": args.seeds,
         "meta_epochs": args.meta_epochs,
         "base_config": BASEConfig().model_dump(),
         "wall_time_s": round(time.perf_counter() - start, 1),
-        "machine": machine,
         "summary": summary.to_dict(orient="records"),
         "runs": rows,
     }
-    (args.out / "base.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
     md = (
         "## BASE vs CATCH-meta vs REA on NB201 through sub-dataset proxies (equal wall-clock)\n\n"
         "Reward seen while searching: accuracy on the proxy (BASE: its supernet's loss). "
         "Reported, read only afterwards: the cell's NB201 12-epoch validation accuracy (mean ± "
         "std over seeds), its rank among 15,625 cells (median), its 200-epoch test accuracy.\n\n"
         + summary.round(2).to_markdown(index=False)
-        + f"\n\nWall time {payload['wall_time_s']:.0f} s on {machine['cpu']} "
-        f"({machine['cpu_count']} cores), torch {machine['torch']}, one thread. Command: "
-        f"`.venv/bin/python benchmarks/base.py --seeds {args.seeds} "
-        f"--meta-epochs {args.meta_epochs}`.\n"
+        + f"\n\nWall time {payload['wall_time_s']:.0f} s, one thread.\n"
     )
-    (args.out / "base.md").write_text(md)
+    write_results(args.out, "base", payload, md)
     print(md)
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from _data import add_data_option
 from _nb201 import ROOT, base_params
+from _results import write_results
 from nasfpn import dataset
 
 from transfernas.downstream import KINDS
@@ -28,7 +29,6 @@ from transfernas.downstream.backbone import backbone_cfg
 from transfernas.downstream.detection import DetectionParams
 from transfernas.downstream.search import backbone_channels
 from transfernas.downstream.side_by_side import SideBySideParams, markdown, side_by_side
-from transfernas.environment import machine_info
 
 
 def main() -> None:
@@ -69,28 +69,15 @@ def main() -> None:
     start = time.perf_counter()
     results = side_by_side(KINDS["detection"], dataset(args), params, card, width, config)
     wall = time.perf_counter() - start
-    info = machine_info()
-    command = (
-        f".venv/bin/python benchmarks/detection_side_by_side.py --classes {args.classes} "
-        f"--seeds {args.seeds} --iters {iters}"
-    )
     md = markdown(results) + (
         f"\nSearched: `{arch}` (end_to_end's adapt); ResNet-18 base channels "
         f"{round(64 * width)} (width × {width:.3f}, matched by `compare` on classification "
         f"latency). RetinaNet, 32-wide FPN, 1 head conv, 128 px, {iters} iterations at batch 16, "
         f"Tiny-ImageNet 2×2 mosaics of {args.classes or 149} classes. Latency: whole detector, "
         f"batch 1, 1 thread. Training and validation wall time {results['train_wall_s'] / 60:.1f} "
-        f"min in all (this invocation: {wall / 60:.1f} min) on {info['cpu']} "
-        f"({info['cpu_count']} cores, CPU only).\nCommand: `{command}`.\n"
+        f"min in all (this invocation: {wall / 60:.1f} min).\n"
     )
-    (args.out / "detection_side_by_side.md").write_text(md)
-    (args.out / "detection_side_by_side.json").write_text(
-        json.dumps(
-            {"machine": info, "command": command, "wall_s": wall, "results": results},
-            indent=1,
-            default=str,
-        )
-    )
+    write_results(args.out, "detection_side_by_side", {"wall_s": wall, "results": results}, md)
     print(md)
 
 

@@ -29,12 +29,12 @@ import numpy as np
 import yaml
 from _data import add_data_option, tiny_imagenet
 from _nb201 import ROOT, base_params
+from _results import write_results
 
 from transfernas.compare import CompareParams, markdown, run_comparison
 from transfernas.config import validate_searchers
 from transfernas.data.build import SubdatasetParams, build_subdataset, make_specs
 from transfernas.data.sources import ImageFolderSource
-from transfernas.environment import machine_info
 from transfernas.executors import ExecutorConfig
 from transfernas.plots import compare_figure
 from transfernas.stages import (
@@ -140,11 +140,6 @@ def main() -> None:
     wall = {k: v + before.get(k, 0.0) for k, v in wall.items()}
     clock.write_text(json.dumps(wall))
 
-    info = machine_info()
-    command = (
-        f".venv/bin/python benchmarks/end_to_end.py --classes {args.classes} --meta-epochs "
-        f"{args.meta_epochs} --budget {args.budget} --seeds {args.seeds} --epochs {args.epochs}"
-    )
     total = sum(wall.values())
     md = markdown(results) + (
         "\n## The chain\n\n"
@@ -157,28 +152,18 @@ def main() -> None:
         "| stage | wall (min) |\n|---|---|\n"
         + "".join(f"| {stage} | {s / 60:.1f} |\n" for stage, s in wall.items())
         + f"| **total** | **{total / 60:.1f}** |\n\n"
-        f"Machine: {info['cpu']}, {info['cpu_count']} cores, CPU only (no GPU lent). Wall times "
-        "are summed over the runs that built the durable state (a rerun reads it back).\n"
-        f"Command: `{command}`.\n"
+        "Wall times are summed over the runs that built the durable state (a rerun reads it "
+        "back).\n"
     )
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "end_to_end.md").write_text(md)
+    payload = {
+        "wall_s": wall,
+        "target_classes": classes,
+        "meta_curves": curves.to_dict("records"),
+        "adapt_best": best,
+        "results": results,
+    }
+    write_results(args.out, "end_to_end", payload, md)
     compare_figure(results).savefig(args.out / "end_to_end.png", dpi=120)
-    (args.out / "end_to_end.json").write_text(
-        json.dumps(
-            {
-                "machine": info,
-                "command": command,
-                "wall_s": wall,
-                "target_classes": classes,
-                "meta_curves": curves.to_dict("records"),
-                "adapt_best": best,
-                "results": results,
-            },
-            indent=1,
-            default=str,
-        )
-    )
     print(md)
 
 

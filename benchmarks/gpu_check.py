@@ -38,16 +38,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests._kedro: the scratch-project helpers of the chaos test
 
+from _results import write_results  # noqa: E402
 from train_throughput import RESBLOCK_ARCH, run, sub_dataset  # noqa: E402
 
-from transfernas.environment import device_name, machine_info  # noqa: E402
+from transfernas.environment import device_name  # noqa: E402
 from transfernas.executors import ExecutorConfig, RayExecutor  # noqa: E402
 from transfernas.spaces import ResBlockSpace  # noqa: E402
 from transfernas.tasks.latency import LatencyConfig, measure_latency  # noqa: E402
@@ -216,20 +216,13 @@ def main() -> int:
         print(f"gpu-check: {name} {'ok' if results[name]['ok'] else 'FAILED'}", flush=True)
     payload = {
         "device": device_name(torch.device(args.device)),
-        "machine": machine_info(),
         "quick": args.quick,
         "checks": results,
     }
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "gpu_check.json"
-    path.write_text(json.dumps(payload, indent=2, default=_plain) + "\n")
+    path = write_results(out, "gpu_check", payload, None)
     failed = [name for name, r in results.items() if not r["ok"]]
     print(f"gpu-check: wrote {path}; " + (f"FAILED: {', '.join(failed)}" if failed else "all ok"))
     return 1 if failed else 0
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else str(value)
 
 
 if __name__ == "__main__":

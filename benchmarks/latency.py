@@ -13,13 +13,12 @@ Writes ``benchmarks/results/latency.{json,md}``.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
+from _results import write_results
 
-from transfernas.environment import machine_info
 from transfernas.spaces import NB201Space, ResBlockSpace
 from transfernas.tasks.latency import LatencyConfig, measure_latency
 
@@ -88,15 +87,12 @@ def main() -> None:
     rows = run("cpu", args.measurements, args.threads)
     if torch.cuda.is_available():
         rows += run("cuda", args.measurements, args.threads)
-    info = machine_info()
     lines = [
         "# Latency measurement stability",
         "",
-        f"Machine: {info['cpu']} ({info['cpu_count']} cores), torch {info['torch']}. Each row: "
-        f"{args.measurements} independent `measure_latency` calls (warm-up 5, 30 timed repeats, "
+        f"Each row: {args.measurements} independent `measure_latency` calls (warm-up 5, 30 timed repeats, "
         "batch 1). *CV within*: std/mean of one call's repeats (median over calls); "
-        "*CV between*: std/mean of the calls' medians. Command: "
-        "`.venv/bin/python benchmarks/latency.py`.",
+        "*CV between*: std/mean of the calls' medians.",
         "",
         "| device | network | input | threads | median (ms) | CV within | CV between |",
         "|---|---|---|---|---|---|---|",
@@ -106,9 +102,7 @@ def main() -> None:
         f"| {r['cv_within']:.1%} | {r['cv_between']:.1%} |"
         for r in rows
     ]
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "latency.json").write_text(json.dumps({"machine": info, "rows": rows}, indent=2))
-    (args.out / "latency.md").write_text("\n".join(lines) + "\n")
+    write_results(args.out, "latency", {"rows": rows}, "\n".join(lines))
     print("\n".join(lines))
 
 

@@ -29,12 +29,12 @@ import pandas as pd
 import torch
 from _data import add_data_option, tiny_imagenet
 from _nb201 import ROOT, base_params
+from _results import write_results
 from rich.progress import track
 from scipy import stats
 
 from transfernas.data.build import SubdatasetParams
 from transfernas.downstream.backbone import backbone_cfg
-from transfernas.environment import machine_info
 from transfernas.history import AppendLog
 from transfernas.morphnet.resize import BudgetParams, MorphNetParams, build, expand, run_rounds
 from transfernas.spaces.resblock import ResArch, ResNetBackbone, Widths
@@ -212,7 +212,6 @@ def main() -> None:
         other: float(stats.mannwhitneyu(by["morphnet"], by[other], alternative="greater").pvalue)
         for other in ("uniform-flops", "uniform-latency")
     }
-    info = machine_info()
     table = summary.to_markdown(index=False, floatfmt=".3f")
     wins = {
         o: bool(
@@ -236,29 +235,18 @@ def main() -> None:
         + ", ".join(f"{o} p = {p:.3f}" for o, p in tests.items())
         + ". MorphNet's mean accuracy is "
         + ", ".join(f"{'above' if wins[o] else 'not above'} {o}" for o in tests)
-        + f".\n\nMachine: {info['cpu']}, {info['cpu_count']} cores; this invocation "
-        f"{wall_s / 60:.1f} min. Command: `.venv/bin/python benchmarks/morphnet.py "
-        f"--seeds {args.seeds} --epochs {args.epochs} --shrink-epochs {args.shrink_epochs} "
-        f"--width {args.width} --strength {args.strength}`.\n"
+        + f".\n\nThis invocation {wall_s / 60:.1f} min.\n"
     )
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "morphnet.md").write_text(md)
-    (args.out / "morphnet.json").write_text(
-        json.dumps(
-            {
-                "machine": info,
-                "identity": identity,
-                "seed_cost": seed_cost,
-                "budget_mflops": 1e3 * target_gflops,
-                "summary": summary.to_dict("records"),
-                "mann_whitney_p": tests,
-                "runs": frame.drop(columns="identity").to_dict("records"),
-                "wall_s": wall_s,
-            },
-            indent=2,
-            default=float,
-        )
-    )
+    payload = {
+        "identity": identity,
+        "seed_cost": seed_cost,
+        "budget_mflops": 1e3 * target_gflops,
+        "summary": summary.to_dict("records"),
+        "mann_whitney_p": tests,
+        "runs": frame.drop(columns="identity").to_dict("records"),
+        "wall_s": wall_s,
+    }
+    write_results(args.out, "morphnet", payload, md)
     print(md)
 
 

@@ -36,12 +36,12 @@ from typing import Any
 import numpy as np
 from _data import add_data_option
 from _nb201 import ROOT
+from _results import write_results
 from scipy import stats
 
 from transfernas.downstream.detection import DETECTION, SMALL_RESNET, DetectionParams
 from transfernas.downstream.runner import LatencySizes, model_latency, train_and_evaluate
 from transfernas.downstream.search import DownstreamTask, backbone_channels, gflops
-from transfernas.environment import machine_info
 from transfernas.history import AppendLog, History
 from transfernas.search import run_search
 from transfernas.searchers import make_searcher
@@ -230,17 +230,14 @@ def write(args: argparse.Namespace, done: dict, best: dict[str, str], wall_s: fl
         "searches": searches,
         "mmdet_nasfpn_genotype": MMDET_NASFPN,
         "wall_s": wall_s,
-        "machine": machine_info(),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "nasfpn.json").write_text(json.dumps(out, indent=1) + "\n")
     lines = [
         "# NAS-FPN on the Tiny-ImageNet detection set",
         "",
         f"`benchmarks/nasfpn.py`, {args.classes or 149} classes (2×2 mosaics), RetinaNet 128 px, "
         f"ResNet-18 ×{args.width} base channels, search {args.search_iters} it, final "
         f"{args.final_iters} it, batch {args.batch_size}, {args.seeds} seeds; "
-        f"{out['machine'].get('cpu', '')}; wall time of this invocation {wall_s / 60:.1f} min.",
+        f"wall time of this invocation {wall_s / 60:.1f} min.",
         "",
         "| run | mAP (mean ± std) | per seed | latency ms (1 thread) | GFLOPs |",
         "|---|---|---|---|---|",
@@ -258,7 +255,7 @@ def write(args: argparse.Namespace, done: dict, best: dict[str, str], wall_s: fl
     ]
     for name, s in searches.items():
         lines.append(f"- {name}: best `{s['best']}`; rewards {[round(r, 2) for r in s['rewards']]}")
-    (args.out / "nasfpn.md").write_text("\n".join(lines) + "\n")
+    write_results(args.out, "nasfpn", out, "\n".join(lines))
     print("\n".join(lines))
 
 

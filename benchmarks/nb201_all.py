@@ -15,13 +15,13 @@ Writes ``benchmarks/results/nb201_all.{json,md}`` and the best-so-far curves (me
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import pandas as pd
 import torch
 from _nb201 import RAW, ROOT, add_ray_option, executor_of
+from _results import write_results
 
 from transfernas.benchmark import (
     NB201BenchmarkConfig,
@@ -31,7 +31,6 @@ from transfernas.benchmark import (
     run_trials,
     summarize,
 )
-from transfernas.environment import machine_info
 from transfernas.plots import best_so_far_figure
 from transfernas.search import run_search
 from transfernas.searchers import SEARCHERS, make_searcher
@@ -116,7 +115,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     table = NB201Table.from_frame(pd.read_parquet(RAW / "nb201_12epoch.parquet"))
     test200 = pd.read_parquet(RAW / "nb201_200epoch.parquet")
-    payload: dict = {"machine": machine_info(), "methods": args.methods, "protocols": {}}
+    payload: dict = {"methods": args.methods, "protocols": {}}
     md = ["# All searchers on NAS-Bench-201\n"]
     for trials, budget in ((args.trials, 50), (args.long_trials, 1000)):
         config, evals, results, wall = protocol(table, test200, args, trials, budget)
@@ -141,17 +140,12 @@ def main() -> None:
         ]
     timing = seconds_per_1000_steps(table, config)
     payload["seconds_per_1000_steps"] = timing
-    machine = payload["machine"]
     md += [
         "## Seconds per 1000-query search (cifar10-valid, one process, one thread)\n",
         pd.Series(timing, name="seconds").to_frame().to_markdown(),
         f"\nL2NAS claims 1000 steps on NB201 in < 4 min on a CPU: here {timing.get('l2nas')} s.\n",
-        f"Machine: {machine['cpu']} ({machine['cpu_count']} cores), torch {machine['torch']}. "
-        f"Command: `.venv/bin/python benchmarks/nb201_all.py --trials {args.trials} "
-        f"--long-trials {args.long_trials} --workers {args.workers}`.\n",
     ]
-    (args.out / "nb201_all.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    (args.out / "nb201_all.md").write_text("\n".join(md))
+    write_results(args.out, "nb201_all", payload, "\n".join(md))
     print("\n".join(md))
 
 

@@ -19,7 +19,6 @@ Writes ``benchmarks/results/nb201_hardware.{json,md}``.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -29,10 +28,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from _results import write_results
 from scipy import stats
 
 from transfernas.benchmark import TIE_TOLERANCE
-from transfernas.environment import machine_info
 from transfernas.meta import meta_train, scheduled
 from transfernas.search import run_search
 from transfernas.searchers import make_searcher
@@ -222,12 +221,8 @@ def main() -> None:
     print(corr.head(8).to_string(index=False), flush=True)
     frame, wall = search_benchmark(table, latency, args.trials, args.budget, args.workers)
     results = summarize(frame, table, latency)
-    info = machine_info()
     md = [
         "# Hardware-aware NB201 search (tabular latency) and our CPU latency vs the table",
-        "",
-        f"Machine: {info['cpu']} ({info['cpu_count']} cores), torch {info['torch']}. Command: "
-        "`.venv/bin/python benchmarks/nb201_hardware.py`.",
         "",
         f"## A. Rank correlation: our CPU latency of {args.cells} random cells vs the table",
         "",
@@ -255,21 +250,14 @@ def main() -> None:
             for r in results.itertuples()
         ],
     ]
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "nb201_hardware.md").write_text("\n".join(md) + "\n")
-    (args.out / "nb201_hardware.json").write_text(
-        json.dumps(
-            {
-                "machine": info,
-                "args": {k: str(v) for k, v in vars(args).items()},
-                "rank_correlation": corr.to_dict("records"),
-                "rank_correlation_meta": corr_meta,
-                "search": results.to_dict("records"),
-                "wall_s": wall,
-            },
-            indent=2,
-        )
-    )
+    payload = {
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "rank_correlation": corr.to_dict("records"),
+        "rank_correlation_meta": corr_meta,
+        "search": results.to_dict("records"),
+        "wall_s": wall,
+    }
+    write_results(args.out, "nb201_hardware", payload, "\n".join(md))
     print("\n".join(md))
 
 

@@ -27,7 +27,6 @@ Writes ``benchmarks/results/nb201_transfer[_trained][_adversarial].{json,md}`` a
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
 import re
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+from _results import write_results
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -54,7 +54,6 @@ from transfernas.benchmark import (
     summarize,
 )
 from transfernas.data.build import SubdatasetParams
-from transfernas.environment import machine_info
 from transfernas.fidelity import nb201_spearman
 from transfernas.history import AppendLog
 from transfernas.meta import meta_train
@@ -311,7 +310,6 @@ def main() -> None:
         dpi=120,
     )
 
-    info = machine_info()
     if args.proxy == "zero_cost":
         reward = (
             "zero-cost evaluations (reward Σ w·feature with the calibrated "
@@ -332,16 +330,13 @@ def main() -> None:
     md += (
         f"\nMeta-training: {args.meta_epochs} meta-epochs × {args.meta_search} {reward}, 16 px, "
         "10/20/30-class sub-datasets of the 150-class Tiny-ImageNet subset; no NB201 table "
-        f"read): {meta_s / 60:.1f} min on {info['cpu']} ({info['cpu_count']} cores, CPU only "
-        f"— no GPU was lent). Adaptation: {args.trials} trials × 50 lookups per dataset and "
+        f"read): {meta_s / 60:.1f} min. Adaptation: {args.trials} trials × 50 lookups per dataset and "
         f"method, {adapt_s / 60:.1f} min with {args.workers} workers in this invocation (trials "
         "another invocation finished are read from the durable trial log); catch-meta adapts with "
         f"`adaptation` {adaptation.model_dump()}. p: one-sided "
         f"Mann–Whitney U test that {meta}'s final best rewards are larger. The leave-one-out "
         "rows: CATCH meta-trained on the other two tables (as in nb201_catch.md), adapted the "
-        "same way, same trial seeds. "
-        f"Command: `.venv/bin/python benchmarks/nb201_transfer.py --proxy {args.proxy} "
-        f"--prior {args.prior}`.\n"
+        "same way, same trial seeds.\n"
         "\nDoes the meta-training reward rank cells like NB201? Spearman ρ between the reward "
         f"of the {len(records)} meta-training evaluations and the same cells' NB201 accuracies "
         "(12-epoch validation / 200-epoch test): "
@@ -352,24 +347,16 @@ def main() -> None:
         + ".\n"
     )
     log_to_mlflow(args, curves, agreement, results)
-    stem = stem_of(args)
-    (args.out / f"{stem}.md").write_text(md)
-    (args.out / f"{stem}.json").write_text(
-        json.dumps(
-            {
-                "machine": info,
-                "args": {k: str(v) for k, v in vars(args).items()},
-                "meta_training_s": meta_s,
-                "adaptation_s": adapt_s,
-                "adaptation": adaptation.model_dump(),
-                "proxy_spearman": agreement,
-                "meta_curves": curves.to_dict("records"),
-                "results": results.to_dict("records"),
-            },
-            indent=2,
-            default=str,
-        )
-    )
+    payload = {
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "meta_training_s": meta_s,
+        "adaptation_s": adapt_s,
+        "adaptation": adaptation.model_dump(),
+        "proxy_spearman": agreement,
+        "meta_curves": curves.to_dict("records"),
+        "results": results.to_dict("records"),
+    }
+    write_results(args.out, stem_of(args), payload, md)
     print(md)
 
 

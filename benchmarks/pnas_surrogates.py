@@ -14,7 +14,6 @@ held-out cells' accuracy; seconds per fit on this machine are reported too.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -22,9 +21,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from _results import write_results
 from scipy.stats import kendalltau
 
-from transfernas.environment import machine_info
 from transfernas.searchers.pnas import SURROGATES, PNASConfig, prefix_rows
 from transfernas.spaces.nb201 import N_ARCHS, NB201Space
 from transfernas.tasks.tabular import COLUMNS_12, DATASETS, NB201Table
@@ -90,18 +89,14 @@ def main() -> None:
         .reset_index()
     )
     wall_s = time.perf_counter() - wall
-    info = machine_info()
     result = {
         "held_out": args.held_out,
         "seeds": args.seeds,
         "target": "NB201 12-epoch validation accuracy",
-        "machine": info,
         "wall_s": wall_s,
         "summary": summary.to_dict("records"),
         "runs": rows,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "pnas_surrogates.json").write_text(json.dumps(result, indent=1))
     lines = [
         "# PNAS surrogates on NB201: Kendall τ on held-out cells",
         "",
@@ -111,8 +106,7 @@ def main() -> None:
         "fits them (cells and all their prefixes) with equal data and equal Adam steps. "
         f"τ: mean ± sd over {args.seeds} seeds; fit: median seconds on 1 thread.",
         "",
-        f"Machine: {info['cpu']}, {info['cpu_count']} cores, torch {torch.__version__}; "
-        f"wall {wall_s:.0f} s.",
+        f"Wall {wall_s:.0f} s.",
         "",
         "| dataset | cells | steps | MLP ensemble τ | LSTM τ | fit s (MLP / LSTM) |",
         "|---|---:|---:|---:|---:|---:|",
@@ -123,7 +117,7 @@ def main() -> None:
             f"| {dataset} | {cells} | {steps} | {m.kendall:.3f} ± {m.kendall_sd:.3f} | "
             f"{lstm.kendall:.3f} ± {lstm.kendall_sd:.3f} | {m.fit_s:.2f} / {lstm.fit_s:.2f} |"
         )
-    (args.out / "pnas_surrogates.md").write_text("\n".join(lines) + "\n")
+    write_results(args.out, "pnas_surrogates", result, "\n".join(lines))
     print("\n".join(lines))
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+from _results import write_results
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -44,7 +45,6 @@ from rich.progress import Progress
 from scipy import stats
 
 from transfernas.data.build import SubdatasetParams, make_spec
-from transfernas.environment import machine_info
 from transfernas.history import AppendLog
 from transfernas.spaces.nb201 import N_ARCHS, NB201Space, NB201SpaceParams
 from transfernas.tasks.subdataset import (
@@ -400,8 +400,7 @@ def plot(table: pd.DataFrame, path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
-def markdown(cpu_s: float, table: pd.DataFrame, combos: dict[str, Any], info: dict[str, Any],
-             wall_s: float, args: argparse.Namespace) -> str:  # fmt: skip
+def markdown(cpu_s: float, table: pd.DataFrame, combos: dict[str, Any], wall_s: float) -> str:
     cols = ["proxy", "kind", "n_cells", "median_s"]
     for ds in ("ImageNet16-120", "cifar100", "cifar10-valid"):
         cols += [f"spearman/{ds}/test200", f"spearman/{ds}/val12"]
@@ -432,15 +431,12 @@ def markdown(cpu_s: float, table: pd.DataFrame, combos: dict[str, Any], info: di
         w = ", ".join(f"{k} {v:+.4g}" for k, v in c["weights"].items())
         md += f"- {label}: weights {w} (fit on {c['fit_cells']}, scored on {c['test_cells']})\n"
     md += (
-        f"\nMachine: {info['cpu']}, {info['cpu_count']} cores, CPU only (no GPU lent); each "
-        "cell scored in one process with 1 torch thread, 1–2 processes at once. The seconds are "
+        "\nEach cell scored in one process with 1 torch thread, 1–2 processes at once. The seconds are "
         "upper bounds: part of the cells were scored while other jobs (a compile, another "
         "benchmark) shared the 2 cores. grad_norm and snip share one backward pass and each is "
         "charged it, so a combination holding both over-counts that pass once. Scoring time in "
         f"the log: {cpu_s / 3600:.1f} CPU-hours; this invocation {wall_s / 60:.1f} min (cells "
-        "already in the log are not recomputed). Command: `.venv/bin/python "
-        f"benchmarks/proxy_fidelity.py --zero-cost-cells {args.zero_cost_cells} "
-        f"--trained-cells {args.trained_cells} --trained {' '.join(args.trained)}`.\n"
+        "already in the log are not recomputed).\n"
     )
     return md
 
@@ -467,19 +463,18 @@ def main() -> None:
         run_config(name, sample_cells(args.trained_cells), log, args)
     wall_s = time.perf_counter() - start
     table, combos = analyse(log, args)
-    info = machine_info()
     args.out.mkdir(parents=True, exist_ok=True)
     plot(table, args.out / "proxy_fidelity.png")
-    md = markdown(scoring_seconds(log), table, combos, info, wall_s, args)
-    (args.out / "proxy_fidelity.md").write_text(md)
-    (args.out / "proxy_fidelity.json").write_text(
-        json.dumps(
-            {"machine": info, "sample_seed": SAMPLE_SEED, "args": {k: str(v) for k, v in vars(args).items()},
-             "configs": {"zero_cost": ZERO_COST, "trained": TRAINED}, "combinations": combos,
-             "results": table.to_dict("records"), "wall_s": wall_s},
-            indent=2,
-        )
-    )  # fmt: skip
+    md = markdown(scoring_seconds(log), table, combos, wall_s)
+    payload = {
+        "sample_seed": SAMPLE_SEED,
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "configs": {"zero_cost": ZERO_COST, "trained": TRAINED},
+        "combinations": combos,
+        "results": table.to_dict("records"),
+        "wall_s": wall_s,
+    }
+    write_results(args.out, "proxy_fidelity", payload, md)
     print(md)
 
 

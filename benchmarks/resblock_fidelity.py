@@ -29,12 +29,12 @@ import numpy as np
 import pandas as pd
 import torch
 from _nb201 import ROOT, base_params
+from _results import write_results
 from rich.progress import Progress
 from scipy import stats
 
 from transfernas.data.build import SubdatasetParams
 from transfernas.data.sources import ImageFolderSource
-from transfernas.environment import machine_info
 from transfernas.history import AppendLog
 from transfernas.spaces import CLASSIFIER_SPACES, space_params
 from transfernas.tasks.subdataset import (
@@ -169,9 +169,6 @@ def main() -> None:
             }
         )
     table = pd.DataFrame(rows)
-    info = machine_info()
-    flags = [f"--archs {args.archs}"] + [f"--space {args.space}"] * bool(args.space)
-    flags += [f"--source {args.source}"] * (args.source != DEFAULT_SOURCE)
     md = (
         f"## {space.name} space: default reward vs a 4× longer training\n\n"
         + table.to_markdown(index=False, floatfmt=".3f")
@@ -183,27 +180,17 @@ def main() -> None:
         f"{by['long']['seconds'].median():.1f} s per network, reference accuracy "
         f"{long_acc.min():.1f}–{long_acc.max():.1f} % (short: "
         f"{by['short']['val_acc'].min():.1f}–{by['short']['val_acc'].max():.1f} %). "
-        "Zero-cost seconds: the six proxies' total / 6. Machine: "
-        f"{info['cpu']}, {info['cpu_count']} cores, 1 thread per network, {args.workers} at "
-        f"once; this invocation {wall_s / 60:.1f} min. Command: "
-        f"`.venv/bin/python benchmarks/resblock_fidelity.py {' '.join(flags)}`.\n"
+        "Zero-cost seconds: the six proxies' total / 6. 1 thread per network, "
+        f"{args.workers} at once; this invocation {wall_s / 60:.1f} min.\n"
     )
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{space.name}_fidelity.md").write_text(md)
-    (args.out / f"{space.name}_fidelity.json").write_text(
-        json.dumps(
-            {
-                "machine": info,
-                "identity": identity,
-                "sample_seed": SAMPLE_SEED,
-                "results": table.to_dict("records"),
-                "per_arch": frame.drop(columns="identity").to_dict("records"),
-                "wall_s": wall_s,
-            },
-            indent=2,
-            default=float,
-        )
-    )
+    payload = {
+        "identity": identity,
+        "sample_seed": SAMPLE_SEED,
+        "results": table.to_dict("records"),
+        "per_arch": frame.drop(columns="identity").to_dict("records"),
+        "wall_s": wall_s,
+    }
+    write_results(args.out, f"{space.name}_fidelity", payload, md)
     print(md)
 
 

@@ -26,7 +26,6 @@ only what is missing), and the searches run in ``--workers`` processes. Writes
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+from _results import write_results
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -49,7 +49,6 @@ from scipy import stats
 from transfernas.data.build import SubdatasetParams
 from transfernas.data.sources import ImageFolderSource
 from transfernas.digest import json_digest
-from transfernas.environment import machine_info
 from transfernas.history import History
 from transfernas.meta import meta_train
 from transfernas.search import run_search
@@ -266,7 +265,6 @@ def report(
     fig.tight_layout()
     args.out.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out / "resblock_transfer.png", dpi=120)
-    info = machine_info()
     md = (
         "## Transfer on the residual-block space (held-out Tiny-ImageNet targets)\n\n"
         + table.to_markdown(index=False, floatfmt=".3g")
@@ -282,26 +280,17 @@ def report(
         "the best search reward and on the longer training's reward (held-out val/). "
         f"Adapt mode: {base_params('adapt')['adaptation']}. REA's first population is random, so "
         "with a budget below its population size it is random search (same seed, same networks). "
-        f"This invocation: {wall_s / 60:.1f} min "
-        f"with {args.workers} workers on {info['cpu']} ({info['cpu_count']} cores, CPU only). "
-        f"Command: `.venv/bin/python benchmarks/resblock_transfer.py --targets {args.targets} "
-        f"--seeds {args.seeds} --budget {args.budget}`.\n\n![curves](resblock_transfer.png)\n"
+        f"This invocation: {wall_s / 60:.1f} min with {args.workers} workers.\n\n"
+        "![curves](resblock_transfer.png)\n"
     )
-    (args.out / "resblock_transfer.md").write_text(md)
-    (args.out / "resblock_transfer.json").write_text(
-        json.dumps(
-            {
-                "machine": info,
-                "args": {k: str(v) for k, v in vars(args).items()},
-                "meta_training_s": meta_s,
-                "wall_s": wall_s,
-                "summary": table.to_dict("records"),
-                "searches": frame.to_dict("records"),
-            },
-            indent=2,
-            default=str,
-        )
-    )
+    payload = {
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "meta_training_s": meta_s,
+        "wall_s": wall_s,
+        "summary": table.to_dict("records"),
+        "searches": frame.to_dict("records"),
+    }
+    write_results(args.out, "resblock_transfer", payload, md)
     print(md)
 
 

@@ -110,7 +110,8 @@ def baseline(ref: str, methods: list[str], queries: int, seed: int) -> dict[str,
 
 
 def main() -> None:
-    from transfernas.environment import machine_info
+    from _results import write_results
+
     from transfernas.searchers import SEARCHERS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -141,31 +142,22 @@ def main() -> None:
         )
         rows.append(row)
     frame = pd.DataFrame(rows)
-    machine = machine_info()
-    args.out.mkdir(parents=True, exist_ok=True)
     payload = {
         "queries": args.queries,
         "seed": args.seed,
         "threads": 1,
         "baseline": args.baseline,
         "target_ms": args.target_ms,
-        "machine": machine,
         "results": rows,
     }
-    (args.out / "searcher_overhead.json").write_text(json.dumps(payload, indent=2) + "\n")
-    command = "`.venv/bin/python benchmarks/searcher_overhead.py" + (
-        f" --baseline {args.baseline}`" if args.baseline else "`"
-    )
     md = (
         f"# Searcher overhead per query ({args.queries} queries, NB201 cifar10-valid, 1 thread)\n\n"
         f"{frame.to_markdown(index=False)}\n\n"
         "ask + tell per query, table lookup excluded; median and mean over the queries, p90, "
         "the median of the last 100 (the searchers' models grow with the history), total wall "
-        f"seconds. Target: median and mean ≤ {args.target_ms:g} ms.\n\n"
-        f"Machine: {machine['cpu']} ({machine['cpu_count']} cores), torch {machine['torch']}. "
-        f"Command: {command}.\n"
+        f"seconds. Target: median and mean ≤ {args.target_ms:g} ms.\n"
     )
-    (args.out / "searcher_overhead.md").write_text(md)
+    write_results(args.out, "searcher_overhead", payload, md)
     print(md)
 
 

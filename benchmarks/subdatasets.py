@@ -13,7 +13,6 @@ Writes ``benchmarks/results/subdatasets.{json,md}``.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -21,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 from _data import FULLRES, add_data_option
+from _results import write_results
 from PIL import Image
 
 from transfernas.data.decode import decode_chunk
 from transfernas.data.external import need
-from transfernas.environment import machine_info
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -91,24 +90,11 @@ def main() -> None:
             )
         print(rows[-1], flush=True)
 
-    machine = machine_info()
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "subdatasets.json").write_text(
-        json.dumps(
-            {
-                "machine": machine,
-                "inputs": f"{len(files)} full-size ImageNet JPEGs × {args.repeat}",
-                "rows": rows,
-            },
-            indent=2,
-        )
-        + "\n"
-    )
     lines = [
         "## Sub-dataset decode + resize throughput",
         "",
         f"{len(paths)} decodes per size ({len(files)} full-size ImageNet JPEGs, median ~414 px, × {args.repeat}); "
-        f"{machine['cpu']}, {machine['cpu_count']} cores; Pillow {Image.__version__}.",
+        f"Pillow {Image.__version__}.",
         "Baseline: `Image.open(p).convert('RGB').resize((s, s))`, one process. Ours: DCT-domain `draft` "
         f"+ bicubic resize (the builder's `decode_chunk`), in one process, and in {args.workers} worker processes "
         "counting the pool's start-up (cold, a one-off small build) or with workers already running "
@@ -122,12 +108,8 @@ def main() -> None:
             f"| {r['size']} | {r['baseline_img_s']} | {r['ours_1proc_img_s']} | {r['ours_cold_img_s']} | {r['ours_img_s']} | "
             f"{r['speedup_1proc']}× | {r['speedup_cold']}× | **{r['speedup']}×** |"
         )
-    lines += [
-        "",
-        f"Command: `.venv/bin/python benchmarks/subdatasets.py --repeat {args.repeat} --workers {args.workers}`.",
-        "",
-    ]
-    (args.out / "subdatasets.md").write_text("\n".join(lines))
+    payload = {"inputs": f"{len(files)} full-size ImageNet JPEGs × {args.repeat}", "rows": rows}
+    write_results(args.out, "subdatasets", payload, "\n".join(lines))
     print("\n".join(lines))
 
 

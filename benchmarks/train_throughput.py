@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import multiprocessing as mp
 import tempfile
 import time
@@ -27,12 +26,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import torchvision.transforms as T
+from _results import write_results
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from transfernas.data.build import SamplingConfig, build_subdataset, load_subdataset, make_spec
 from transfernas.data.sources import ImageFolderSource
-from transfernas.environment import machine_info
 from transfernas.spaces import NB201Space, ResBlockSpace
 from transfernas.tasks.trained import MEAN, STD, augment_batch, to_input
 
@@ -221,15 +220,12 @@ def run(device: torch.device, sizes, images_n: int, steps: dict[str, int]) -> li
     return rows
 
 
-def markdown(rows: list[dict], info: dict, args) -> str:
+def markdown(rows: list[dict], args) -> str:
     lines = [
         "# Training throughput: in-memory batched input path vs torchvision DataLoader",
         "",
-        f"Machine: {info['cpu']} ({info['cpu_count']} cores), torch {info['torch']}, "
-        f"{info['torch_threads']} threads"
-        + (f"; GPU {info['cuda_device']}" if "cuda_device" in info else "; no GPU")
-        + f". Batch {BATCH}, {args.images} images per size (a real 40-class sub-dataset of the "
-        "embedded sample, tiled). Command: `.venv/bin/python benchmarks/train_throughput.py`.",
+        f"{torch.get_num_threads()} threads. Batch {BATCH}, {args.images} images per size (a "
+        "real 40-class sub-dataset of the embedded sample, tiled).",
         "",
         "| device | px | network | naive img/s | ours img/s | ratio | network alone img/s "
         "| best possible ratio | GPU busy naive / ours |",
@@ -274,13 +270,10 @@ def main() -> None:
     rows = run(torch.device("cpu"), args.sizes, args.images, steps)
     if torch.cuda.is_available():
         rows += run(torch.device("cuda"), args.sizes, args.images, steps)
-    info = machine_info()
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "train_throughput.json").write_text(
-        json.dumps({"machine": info, "batch": BATCH, "images": args.images, "rows": rows}, indent=2)
-    )
-    (args.out / "train_throughput.md").write_text(markdown(rows, info, args))
-    print(markdown(rows, info, args))
+    md = markdown(rows, args)
+    payload = {"batch": BATCH, "images": args.images, "rows": rows}
+    write_results(args.out, "train_throughput", payload, md)
+    print(md)
 
 
 if __name__ == "__main__":
