@@ -11,6 +11,14 @@ from transfernas.tasks.base import Task
 if TYPE_CHECKING:
     from transfernas.stages import StageInputs, TargetSearchParams
 
+Row = dict[str, Any]  # a history row; the fields a kind adds to the search's answer
+Table200 = pd.DataFrame | None  # NB201's 200-epoch accuracies, read only for the report
+
+
+def found(best: Row, task: Task) -> Row:
+    """The fields every trained or scored kind reports: task, space and the best's metrics."""
+    return {"dataset": task.name, "space": task.space.name, "metrics": best["metrics"]}
+
 
 class TargetKind(Protocol):
     """A kind of target task: builds it, keys its durable run, describes its best result."""
@@ -29,12 +37,6 @@ class TargetKind(Protocol):
         """The search space as a meta-trained checkpoint records it (they must match)."""
         ...
 
-    def describe(
-        self,
-        best: dict[str, Any],
-        params: TargetSearchParams,
-        task: Task,
-        nb201_200epoch: pd.DataFrame | None,
-    ) -> dict[str, Any]:
+    def describe(self, best: Row, params: TargetSearchParams, task: Task, t200: Table200) -> Row:
         """The kind's fields of the search's answer (``adapt_best`` / ``search_best``)."""
         ...

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
 from transfernas.downstream import KINDS, DownstreamKind
 from transfernas.downstream.runner import DownstreamParams
 from transfernas.downstream.search import DownstreamTask
 from transfernas.spaces import SPACES, SearchSpace
 from transfernas.spaces.nasfpn import NASFPNSpace
 from transfernas.spaces.resblock import ResBlockSpace
+from transfernas.targets.base import Row, Table200, found
 from transfernas.tasks.base import Task
 
 if TYPE_CHECKING:
@@ -54,18 +53,10 @@ class DownstreamTarget:
             return {"name": space.name, "cells": space.cells, "levels": list(space.levels)}
         return inputs.trained_task.space.model_dump()
 
-    def describe(
-        self,
-        best: dict[str, Any],
-        params: TargetSearchParams,
-        task: Task,
-        nb201_200epoch: pd.DataFrame | None,
-    ) -> dict[str, Any]:
+    def describe(self, best: Row, params: TargetSearchParams, task: Task, t200: Table200) -> Row:
         assert isinstance(task, DownstreamTask)
         return {
-            "dataset": task.name,
-            "space": task.space.name,
-            "metrics": best["metrics"],
+            **found(best, task),
             "latency_input": [1, 3, *task.search.latency_size],
         }
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
+from transfernas.targets.base import Row, Table200
 from transfernas.tasks.base import Task
 from transfernas.tasks.tabular import COLUMNS_200, NB201Table, TabularTask, check_test200
 
@@ -27,19 +26,13 @@ class NB201Target:
     def space_identity(self, task: Task, inputs: StageInputs) -> dict[str, Any]:
         return {"name": "nb201"}
 
-    def describe(
-        self,
-        best: dict[str, Any],
-        params: TargetSearchParams,
-        task: Task,
-        nb201_200epoch: pd.DataFrame | None,
-    ) -> dict[str, Any]:
-        check_test200(nb201_200epoch)
+    def describe(self, best: Row, params: TargetSearchParams, task: Task, t200: Table200) -> Row:
+        check_test200(t200)
         index = int(best["metrics"]["arch_index"])
         return {
             "dataset": params.dataset,
             "arch_index": index,
             "val_acc_12epoch": best["reward"],
             "test_acc_12epoch": best["metrics"]["test_acc"],
-            "test_acc_200epoch": float(nb201_200epoch[COLUMNS_200[params.dataset]].iloc[index]),
+            "test_acc_200epoch": float(t200[COLUMNS_200[params.dataset]].iloc[index]),
         }

@@ -9,6 +9,7 @@ import pandas as pd
 import torch
 
 from transfernas.environment import device_name
+from transfernas.targets.base import Row, Table200, found
 from transfernas.tasks.base import Task
 from transfernas.tasks.subdataset import target_splits, trained_task, zero_cost_task
 from transfernas.tasks.tabular import COLUMNS_200, check_test200
@@ -41,21 +42,13 @@ class SubdatasetTarget:
     def space_identity(self, task: Task, inputs: StageInputs) -> dict[str, Any]:
         return inputs.trained_task.space.model_dump()
 
-    def describe(
-        self,
-        best: dict[str, Any],
-        params: TargetSearchParams,
-        task: Task,
-        nb201_200epoch: pd.DataFrame | None,
-    ) -> dict[str, Any]:
+    def describe(self, best: Row, params: TargetSearchParams, task: Task, t200: Table200) -> Row:
         assert isinstance(task, TrainedTask)
         return {
-            "dataset": task.name,
-            "space": task.space.name,
-            "metrics": best["metrics"],
+            **found(best, task),
             "latency_device": device_name(torch.device(task.latency.device)),
             "latency_input": [task.latency.batch_size, 3, *task.latency.input_size],
-        } | _nb201_cell(best, task, nb201_200epoch)
+        } | _nb201_cell(best, task, t200)
 
 
 class ZeroCostTarget(SubdatasetTarget):
@@ -65,17 +58,9 @@ class ZeroCostTarget(SubdatasetTarget):
         spec = target_splits(inputs.image_source(), inputs.subdatasets, params.target).search
         return zero_cost_task(spec, inputs.subdatasets, inputs.trained_task, params.seed)
 
-    def describe(
-        self,
-        best: dict[str, Any],
-        params: TargetSearchParams,
-        task: Task,
-        nb201_200epoch: pd.DataFrame | None,
-    ) -> dict[str, Any]:
+    def describe(self, best: Row, params: TargetSearchParams, task: Task, t200: Table200) -> Row:
         assert isinstance(task, ZeroCostTask)
         return {
-            "dataset": task.name,
-            "space": task.space.name,
-            "metrics": best["metrics"],
+            **found(best, task),
             "zero_cost": task.params.model_dump(),
-        } | _nb201_cell(best, task, nb201_200epoch)
+        } | _nb201_cell(best, task, t200)
