@@ -49,8 +49,14 @@ MODES = {
     "context+uniform0.2": AdaptationConfig(mode="prior", finetune=False, uniform_share=0.2),
     "decay β=5, frozen": AdaptationConfig(mode="decay", finetune=False, prior_weight=5.0),
     "evidence q=0.5, frozen": AdaptationConfig(mode="evidence", finetune=False),
+    "evidence q=0.75, frozen": AdaptationConfig(
+        mode="evidence", finetune=False, evidence_quantile=0.75
+    ),
+    "evidence q=0.9, frozen": AdaptationConfig(
+        mode="evidence", finetune=False, evidence_quantile=0.9
+    ),
 }
-PRIORS = ("sub-datasets", "adversarial", "leave-one-out")
+PRIORS = ("sub-datasets", "adversarial", "leave-one-out", "trained")
 _TABLE: NB201Table | None = None
 
 
@@ -73,17 +79,25 @@ def _job(job: tuple[str, str, str, dict | None, AdaptationConfig, list[int]]) ->
 def priors(args: argparse.Namespace, table: NB201Table) -> dict[str, dict[str, dict]]:
     """prior → dataset → meta-trained network state."""
     out: dict[str, dict[str, dict]] = {}
-    for prior in ("proxy", "adversarial"):
+    for name, proxy, prior in (
+        ("sub-datasets", "zero_cost", "proxy"),
+        ("adversarial", "zero_cost", "adversarial"),
+        ("trained", "trained", "proxy"),
+    ):
+        if name not in args.priors:
+            continue
         ns = argparse.Namespace(
-            proxy="zero_cost",
+            proxy=proxy,
             prior=prior,
             data=args.data,
             workdir=args.workdir,
             meta_epochs=20,
             meta_search=20,
+            train_epochs=3,
+            train_channels=8,
+            train_cells=1,
         )
-        state = meta_train_on_subdatasets(ns)[0]
-        out["sub-datasets" if prior == "proxy" else "adversarial"] = dict.fromkeys(DATASETS, state)
+        out[name] = dict.fromkeys(DATASETS, meta_train_on_subdatasets(ns)[0])
     loo = NB201BenchmarkConfig(methods=["catch-meta"])
     out["leave-one-out"] = {ds: meta_train_for(table, loo, "catch-meta", ds) for ds in DATASETS}
     return out
