@@ -1,8 +1,12 @@
-"""Kedro hooks: MLflow run tags, one child run per stage of a chained run, one log line per stage.
+"""Kedro hooks: parameters checked first, quiet logs, MLflow run tags, one child run per stage of
+a chained run, one log line per stage.
 
-kedro-mlflow opens one run per ``kedro run``, named after the pipeline. This hook tags it with
-what makes a run reproducible (git commit, a hash of the parameters, the machine), opens the
-experiment in MLflow's model-training view, and — when a run covers several stages, as the
+``ValidateFirst`` checks every parameter block the run's nodes read before anything starts;
+``QuietLogs`` filters the log lines no one acts on. kedro-mlflow opens one run per
+``kedro run``, named after the pipeline. ``RunTracking`` tags it with what makes a run
+reproducible (git commit, a hash of the parameters, the machine), sets the experiment's kind
+tag (MLflow 3's UI still opens the GenAI view: ``make mlflow-ui`` prints the URL of the
+model-training view), and — when a run covers several stages, as the
 default chain does — gives each stage a nested child run named after it, so a stage's
 artifacts, metrics and parameters sit together under the one parent. When a stage's last node
 is done it logs one line: what the stage did, the files it wrote and its MLflow run id.
