@@ -251,9 +251,19 @@ def test_run_comparison_ranks_every_model_on_the_held_out_split(tmp_path):
     elsewhere = adapt.model_copy(update={"target": adapt.target.model_copy(update={"seed": 1})})
     with pytest.raises(ValueError, match=r"adapt_best was searched on .*rerun adapt"):
         run_comparison(params, elsewhere, best, SearcherConfig(), inputs)
-    again = run_comparison(params, adapt, best, SearcherConfig(), inputs)  # all read back
+    import transfernas.compare as compare_module
+
+    def no_timing(*args):
+        raise AssertionError("a rerun timed the models again")
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(compare_module, "interleaved_latency", no_timing)
+        again = run_comparison(params, adapt, best, SearcherConfig(), inputs)  # all read back
     strip = [[s["heldout_acc"] for s in r["seeds"]] for r in results["models"]]
     assert strip == [[s["heldout_acc"] for s in r["seeds"]] for r in again["models"]]
+    assert [r["latency_ms"] for r in again["models"]] == [
+        r["latency_ms"] for r in results["models"]
+    ]
     assert json.loads(json.dumps(results))  # JSON as written by the catalog
 
 

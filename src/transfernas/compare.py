@@ -182,6 +182,36 @@ def interleaved_latency(
     return out
 
 
+def _timing(
+    entrants: list[Entrant],
+    num_classes: int,
+    latency: LatencyConfig,
+    rounds: int,
+    run_dir: Path | None,
+) -> dict[str, dict[str, float]]:
+    """:func:`interleaved_latency` of the entrants, durable in ``run_dir/timing.jsonl`` keyed
+    by the entrants, the latency settings and the device: a rerun reads it back."""
+    key = json_digest(
+        [
+            [e.identity for e in entrants],
+            num_classes,
+            rounds,
+            latency.model_dump(),
+            device_name(torch.device(latency.device)),
+        ]
+    )
+    log = AppendLog(run_dir / "timing.jsonl" if run_dir is not None else None)
+    found = next((r["timing"] for r in log if r["key"] == key), None)
+    if found is not None:
+        return found
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        models = {e.name: e.build(num_classes) for e in entrants}
+    timing = interleaved_latency(models, latency, rounds)
+    log.append([{"key": key, "timing": timing}])
+    return timing
+
+
 def summary_row(accs: list[float]) -> dict[str, float]:
     """Mean and the 95 % confidence half-width (Student t over seeds)."""
     a = np.asarray(accs, dtype=float)
@@ -215,10 +245,7 @@ def compare(
             result = train_entrant(entrant, seed, data, params.training, folder)
             trained.setdefault(entrant.name, []).append(result)
             bar.advance(task)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        models = {e.name: e.build(data.num_classes) for e in entrants}
-    timing = interleaved_latency(models, latency, params.match.rounds)
+    timing = _timing(entrants, data.num_classes, latency, params.match.rounds, run_dir)
     searched = [r["heldout_acc"] for r in trained[SEARCHED]]
     rows = []
     for e in entrants:
