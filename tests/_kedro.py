@@ -23,7 +23,11 @@ TINY_CHAIN = {
         "training": {"epochs": 1},
         "latency": {"repeats": 3},  # the reward is conf/base's: latency-aware (target_ms)
     },
-    "meta_train": {"n_epochs": 2, "n_search": 3, "fidelity": {"n_archs": 3, "epochs_factor": 2}},
+    "meta_train": {
+        "n_epochs": 2,
+        "n_search": 3,
+        "fidelity": {"n_archs": 3, "epochs_factor": 2, "last_epochs": 1},
+    },
     "adapt": {"budget": 3},
     "export_backbone": {
         "training": {"epochs": 1},

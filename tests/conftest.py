@@ -17,10 +17,10 @@ ROOT = Path(__file__).resolve().parents[1]
 NB201_DIR = ROOT / "data" / "01_raw" / "nb201"
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 
-# the property-based suites (tests/test_fuzz_*.py): 500 examples each, the same ones every run
+# the property-based suites (tests/test_fuzz_*.py): 300 examples each, the same ones every run
 settings.register_profile(
     "transfernas",
-    max_examples=500,
+    max_examples=300,
     derandomize=True,
     deadline=None,
     database=None,

@@ -120,33 +120,28 @@ def test_mlflow_run_has_params_metrics_artifacts(project, tiny_run):
         assert f"nb201_benchmark/{name}" in artifacts
 
 
-def test_a_working_run_is_running_in_mlflow_until_it_ends(project, tiny_run):
+def test_a_working_run_is_running_in_mlflow_until_it_ends(tmp_path):
     """Queried from another process while the run works, and with the check a starting run
     makes (runs of dead processes on this host → KILLED): RUNNING until the run ends."""
     import platform
 
     from transfernas.hooks import mark_killed_runs
 
+    project = _copy_project(tmp_path)
     client = MlflowClient(tracking_uri=f"sqlite:///{project}/mlflow.db")
-    exp = client.get_experiment_by_name("transfernas").experiment_id
-    before = {r.info.run_id for r in client.search_runs([exp])}
-    params = TINY + ",nb201_benchmark.seed=1000"  # new trials: the node works for seconds
-    env = kedro_env(project)
+    # the store exists, as after earlier runs (artifacts under the project, as kedro-mlflow's)
+    exp = client.create_experiment("transfernas", (project / "mlruns").as_uri())
     run = subprocess.Popen(
-        [KEDRO, "run", "--pipeline", "nb201_benchmark", "--params", params],
+        [KEDRO, "run", "--pipeline", "nb201_benchmark", "--params", TINY],
         cwd=project,
-        env=env,
+        env=kedro_env(project),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
     seen: list[str] = []
     while run.poll() is None:
-        ours = [
-            r
-            for r in client.search_runs([exp], "tags.`transfernas.pid` != ''")
-            if r.info.run_id not in before
-        ]
+        ours = client.search_runs([exp], "tags.`transfernas.pid` != ''")
         if ours:  # tagged by the hook at the first node: the run is working
             assert len(ours) == 1 and ours[0].data.tags["transfernas.pid"] == str(run.pid)
             assert not mark_killed_runs(client, exp, platform.node())
@@ -158,7 +153,7 @@ def test_a_working_run_is_running_in_mlflow_until_it_ends(project, tiny_run):
     working = seen[: seen.index("FINISHED")] if "FINISHED" in seen else seen
     assert len(working) >= 3 and set(working) == {"RUNNING"}, seen
     assert set(seen[len(working) :]) <= {"FINISHED"}, seen  # ended once, by the process
-    (finished,) = [r for r in client.search_runs([exp]) if r.info.run_id not in before]
+    (finished,) = client.search_runs([exp])
     assert finished.info.status == "FINISHED"
 
 
@@ -339,18 +334,23 @@ def test_meta_train_on_subdatasets_outputs_and_mlflow(chain):
         "meta_train/meta_train_evaluations.parquet",
         "meta_train/meta_train_fidelity.json",
     } <= artifacts
-    # the last meta-epoch's architectures trained again 4× longer on the same sub-dataset
+    # the last two meta-epochs' architectures trained again 4× longer on the same sub-datasets
     fidelity = json.loads((chain / "data/08_reporting/meta_train_fidelity.json").read_text())
     assert fidelity["reference"] == "4-epoch training (1 × 4)"
-    (check,) = fidelity["epochs"]
-    last = evaluations[evaluations["trial"] == 1]
-    assert check["epoch"] == 1 and check["task"] == manifest["tasks"][1]
-    assert check["n"] == last["arch"].nunique() == len(check["archs"])
-    assert {r["arch"]: r["reward"] for r in check["archs"]} == dict(
-        zip(last["arch"], last["reward"], strict=True)
-    )
-    logged = client.get_metric_history(run.info.run_id, "meta_train.reward_fidelity.spearman")
-    assert [m.value for m in logged] == [pytest.approx(fidelity["spearman"])]
+    assert [c["epoch"] for c in fidelity["epochs"]] == [0, 1]
+    for check in fidelity["epochs"]:
+        rows = evaluations[evaluations["trial"] == check["epoch"]]
+        assert check["task"] == manifest["tasks"][check["epoch"]]
+        assert check["n"] == rows["arch"].nunique() == len(check["archs"])
+        assert {r["arch"]: r["reward"] for r in check["archs"]} == dict(
+            zip(rows["arch"], rows["reward"], strict=True)
+        )
+    assert fidelity["n"] == sum(c["n"] for c in fidelity["epochs"])
+    low, high = fidelity["spearman_ci95"]
+    assert -1 <= low <= high <= 1  # 3 networks an epoch here: a wide interval
+    for name, value in [("spearman", fidelity["spearman"]), ("spearman_ci95_low", low)]:
+        logged = client.get_metric_history(run.info.run_id, f"meta_train.reward_fidelity.{name}")
+        assert [m.value for m in logged] == [pytest.approx(value)]
 
 
 @pytest.mark.parametrize("stage", ["adapt", "search"])
