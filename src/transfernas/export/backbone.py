@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from transfernas.digest import json_digest
 from transfernas.downstream.backbone import BACKBONE_TYPE, IMPORTS, with_weights
 from transfernas.environment import device_name
+from transfernas.search import load_checkpoint, save_checkpoint
 from transfernas.spaces.resblock import Classifier, ResArch, ResNetBackbone, Widths
 from transfernas.tasks.latency import LatencyConfig, measure_latency, torch_threads
 from transfernas.tasks.subdataset import TargetParams
@@ -157,13 +158,12 @@ def pretrain_once(
         [arch, cfg, sample_id, params.model_dump(mode="json", exclude={"workdir"})]
     )
     finished = folder / "pretrained.pt"
-    if finished.exists():
-        done = torch.load(finished, map_location="cpu", weights_only=False)
+    done = load_checkpoint(finished)
+    if done is not None:
         return done["state"], done["card"]
     folder.mkdir(parents=True, exist_ok=True)
     state, card = pretrain(arch, cfg, *data(), params, checkpoint=folder / "training.pt")
-    torch.save({"state": state, "card": card}, finished.with_suffix(".tmp"))
-    finished.with_suffix(".tmp").replace(finished)  # atomic: a kill leaves none or all of it
+    save_checkpoint(finished, {"state": state, "card": card})  # atomic, fsynced
     return state, card
 
 

@@ -31,10 +31,11 @@ def _nb201_cell(best: dict[str, Any], task: Task, t200: pd.DataFrame | None) -> 
 
 class SubdatasetTarget:
     name = "subdataset"
+    make = staticmethod(trained_task)  # the task on the target's search split
 
     def task(self, params: TargetSearchParams, inputs: StageInputs) -> Task:
         spec = target_splits(inputs.image_source(), inputs.subdatasets, params.target).search
-        return trained_task(spec, inputs.subdatasets, inputs.trained_task, params.seed)
+        return self.make(spec, inputs.subdatasets, inputs.trained_task, params.seed)
 
     def run_parts(self, task: Task, inputs: StageInputs) -> Any:
         return inputs.trained_task.identity()
@@ -53,10 +54,7 @@ class SubdatasetTarget:
 
 class ZeroCostTarget(SubdatasetTarget):
     name = "zero_cost"
-
-    def task(self, params: TargetSearchParams, inputs: StageInputs) -> Task:
-        spec = target_splits(inputs.image_source(), inputs.subdatasets, params.target).search
-        return zero_cost_task(spec, inputs.subdatasets, inputs.trained_task, params.seed)
+    make = staticmethod(zero_cost_task)
 
     def describe(self, best: Row, params: TargetSearchParams, task: Task, t200: Table200) -> Row:
         assert isinstance(task, ZeroCostTask)
